@@ -1,0 +1,105 @@
+"""The backend interface every hardware family implements.
+
+::
+
+    backend.info()              -> BackendInfo: name, device, versions, kernels/formats/dtypes
+    plan = backend.prepare(p)   # conversion, upload, compilation, warm-up: never timed
+    plan()                      # runs on resident data; returns only when the device is done
+    plan.result()               # host numpy.ndarray
+
+``prepare`` raises ``Unsupported(reason)`` for a kernel, format or dtype the
+backend does not do. A backend subclasses ``Backend``, lists what it supports,
+and implements ``_prepare_<kernel>`` methods returning a ``Plan``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._errors import Unsupported
+from .kernels import get_kernel
+from .problem import Problem
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Cheap, static description of a backend (no heavy import needed to build it)."""
+
+    name: str
+    device: str
+    #: kernel -> formats it handles (("dense",) for kernels without a format choice)
+    kernels: dict
+    dtypes: tuple
+    versions: dict = field(default_factory=dict)
+
+
+class Plan:
+    """A prepared kernel call on resident data.
+
+    ``run`` executes the kernel and must not return before the device has finished
+    (synchronise inside it); its return value is kept device-side. ``fetch`` turns
+    that into a host ndarray and is only used by ``result()``, never timed.
+    """
+
+    def __init__(self, run: Callable[[], object], fetch: Callable[[object], np.ndarray] | None = None, close=None):
+        self._run = run
+        self._fetch = fetch
+        self._close = close
+        self._out = None
+        self._ran = False
+
+    def __call__(self) -> None:
+        self._out = self._run()
+        self._ran = True
+
+    def result(self) -> np.ndarray:
+        if not self._ran:
+            raise RuntimeError("call the plan before asking for its result")
+        out = self._fetch(self._out) if self._fetch else self._out
+        return np.asarray(out)
+
+    def close(self) -> None:
+        """Release device resources (a no-op for host backends)."""
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Backend:
+    """Base class: dispatches ``prepare`` to ``_prepare_<kernel>`` after checking support."""
+
+    name: str = ""
+    #: kernel -> formats, as in BackendInfo.kernels
+    supports: dict = {}
+    dtypes: tuple = ("float32", "float64")
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, self.device(), dict(self.supports), tuple(self.dtypes), self.versions())
+
+    def device(self) -> str:
+        return "unknown"
+
+    def versions(self) -> dict:
+        return {}
+
+    def prepare(self, problem: Problem) -> Plan:
+        if not isinstance(problem, Problem):
+            raise TypeError(f"prepare() takes a sparsekit Problem, got {type(problem).__name__}")
+        get_kernel(problem.kernel)
+        if problem.kernel not in self.supports:
+            raise Unsupported(f"backend {self.name!r} has no {problem.kernel} kernel")
+        fmt = problem.params.get("format")
+        formats = self.supports[problem.kernel]
+        if fmt is not None and fmt not in formats:
+            raise Unsupported(f"backend {self.name!r} does not do {problem.kernel} in format {fmt!r} (it does {', '.join(formats)})")
+        if problem.dtype not in self.dtypes:
+            raise Unsupported(f"backend {self.name!r} does not do dtype {problem.dtype} (it does {', '.join(self.dtypes)})")
+        return getattr(self, f"_prepare_{problem.kernel}")(problem)

@@ -1,0 +1,121 @@
+"""moe: mixture of experts -- a top-k gate, then only the chosen experts' matmuls."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ._weights import dense_operand
+from .base import KernelSpec, Ops, dim, gamma
+
+
+def route(logits: np.ndarray, top_k: int):
+    """Top-k experts per token and their weights.
+
+    ``logits``: E x n. Returns (experts, weights), each top_k x n: the chosen experts
+    (largest logit first; ties to the lower index) and the softmax of their logits
+    taken over the chosen ones only (renormalised top-k, as in Mixtral).
+    """
+    order = np.argsort(-logits, axis=0, kind="stable")[:top_k]
+    chosen = np.take_along_axis(logits, order, axis=0)
+    z = np.exp(chosen - chosen[:1])
+    return order, z / z.sum(axis=0, keepdims=True)
+
+
+class MoE(KernelSpec):
+    """Inputs: ``x`` (k x n: n tokens as columns), ``gate`` (E x k), ``experts`` (E x m x k).
+    Parameters ``experts`` (E, default 8) and ``top_k`` (default 2). Result (m x n)::
+
+        logits = gate @ x;  (e_j, p_j) = route(logits, top_k)
+        y[:, t] = sum_j p_j[t] * experts[e_j[t]] @ x[:, t]
+
+    The generator redraws any token whose k-th and (k+1)-th logits lie closer than a
+    routing margin (1e-3 of the logits' spread, and at least 8 gamma_k of the gate's
+    |gate| @ |x|), so any backend that rounds as its dtype does picks the same experts.
+    The sparsity exploited is 1 - top_k/E; the dense equivalent runs all E experts.
+    """
+
+    name = "moe"
+    summary = "top-k gate, then only the chosen experts' matmuls"
+    defaults = {"m": None, "k": None, "n": None, "experts": 8, "top_k": 2}
+
+    def generate(self, rng, params):
+        m, k, n = (dim(key, params[key]) for key in ("m", "k", "n"))
+        e = dim("experts", params["experts"])
+        top_k = dim("top_k", params["top_k"])
+        if top_k > e:
+            raise ValueError(f"moe needs top_k <= experts, got top_k={top_k}, experts={e}")
+        dt = params["dtype"]
+        gate = dtypes.to_host(rng.standard_normal((e, k)) / np.sqrt(k), dt)
+        experts = dtypes.to_host(rng.standard_normal((e, m, k)) / np.sqrt(k), dt)
+        x = dense_operand(rng, (k, n), dt)
+        g64 = gate.astype(np.float64)
+        for _ in range(100):
+            logits = g64 @ x.astype(np.float64)
+            if top_k == e:
+                break
+            ordered = -np.sort(-logits, axis=0)
+            gap = ordered[top_k - 1] - ordered[top_k]
+            tol = max(1e-3 * float(np.std(logits)), 8 * gamma(k + 1, dt) * float(np.max(np.abs(g64) @ np.abs(x.astype(np.float64)))))
+            bad = np.flatnonzero(gap <= tol)
+            if bad.size == 0:
+                break
+            x[:, bad] = dense_operand(rng, (k, bad.size), dt)
+        else:  # pragma: no cover - needs a pathological dtype/size
+            raise RuntimeError("moe: could not draw tokens with an unambiguous routing in 100 tries")
+        params.update(experts=e, top_k=top_k, sparsity=1.0 - top_k / e)
+        return params, {"x": x, "gate": gate, "experts": experts}
+
+    def _routing(self, problem):
+        def compute():
+            logits = problem.inputs["gate"].astype(np.float64) @ problem.inputs["x"].astype(np.float64)
+            return route(logits, problem.params["top_k"])
+
+        return problem.cached("routing", compute)
+
+    def reference(self, problem, absolute=False):
+        x = problem.inputs["x"].astype(np.float64)
+        experts = problem.inputs["experts"]
+        order, p = self._routing(problem)
+        y = np.zeros((experts.shape[1], x.shape[1]))
+        for e in range(experts.shape[0]):
+            slot, tokens = np.nonzero(order == e)
+            if tokens.size == 0:
+                continue
+            we = experts[e].astype(np.float64)
+            xe = x[:, tokens]
+            z = np.abs(we) @ np.abs(xe) if absolute else we @ xe
+            y[:, tokens] += z * p[slot, tokens][None, :]
+        return y
+
+    def bound(self, problem):
+        """gamma_{k+1} on each expert product, plus the weights' error from the gate's
+        rounding (softmax is 2-Lipschitz in the logits, relatively) and the softmax
+        itself (a few u), all doubled for the oracle's own rounding."""
+        dt, k = problem.dtype, problem.params["k"]
+        u = dtypes.unit_roundoff(dt)
+        x = problem.inputs["x"].astype(np.float64)
+        logit_err = gamma(k + 1, dt) * (np.abs(problem.inputs["gate"].astype(np.float64)) @ np.abs(x)).max(axis=0)
+        absref = self.reference(problem, absolute=True)
+        return 2.0 * (gamma(k + 1, dt) + 2.0 * logit_err[None, :] + 8 * u) * absref
+
+    def ops(self, problem):
+        e, m, k = problem.inputs["experts"].shape
+        n = problem.inputs["x"].shape[1]
+        top_k = problem.params["top_k"]
+        return Ops(e * m * k * n + e * k * n, top_k * m * k * n + e * k * n)
+
+    def compulsory_bytes(self, problem):
+        e, m, k = problem.inputs["experts"].shape
+        n = problem.inputs["x"].shape[1]
+        used = len(np.unique(self._routing(problem)[0]))
+        item = problem.inputs["x"].itemsize
+        return (k * n + e * k + used * m * k + m * n) * item
+
+    def depth(self, problem):
+        return problem.params["k"]
+
+    def sparsity(self, problem):
+        return problem.params["sparsity"]
+
+    def dense_equivalent(self, problem):
+        return {"m": problem.params["experts"] * problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}
