@@ -27,3 +27,20 @@ def cpu_count() -> int:
 
 def cpu_description() -> str:
     return f"{cpu_model()}, {cpu_count()} cores"
+
+
+def machine_name() -> str:
+    """A stable asv machine name for this kind of host: CPU model and core count.
+
+    Hostnames of sandboxes and CI runners change from run to run; results of the
+    same hardware should land in one ``results/<machine>`` folder.
+    """
+    import re
+
+    model = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
+    model = re.sub(r"-(processor|cpu|\d+-core)$", "", model)
+    return f"{model or 'cpu'}-{cpu_count()}c"
+
+
+if __name__ == "__main__":  # used by the Makefile
+    print(machine_name())

@@ -1,0 +1,48 @@
+# The README's commands. Everything runs in a local virtualenv, .venv, that
+# `make` creates or refreshes whenever pyproject.toml or this file changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sparsekit-installed
+# Optional backends that can run on this machine. Later backends add their
+# extras here (with any special install step below).
+EXTRAS ?= cpu,test,bench
+
+# Thread pools pinned deliberately so results are comparable between runs:
+# every library may use all cores, but they never run at the same time
+# (one kernel per timed call), so they do not fight.
+NPROC  := $(shell nproc 2>/dev/null || echo 1)
+export OPENBLAS_NUM_THREADS ?= $(NPROC)
+export OMP_NUM_THREADS ?= $(NPROC)
+export MKL_NUM_THREADS ?= $(NPROC)
+export NUMBA_NUM_THREADS ?= $(NPROC)
+
+.PHONY: test bench html report venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+MACHINE ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "sparsekit"); import _sysinfo; print(_sysinfo.machine_name())')
+
+bench: $(STAMP)
+	@test -f ~/.asv-machine.json && grep -q '"$(MACHINE)"' ~/.asv-machine.json || $(BIN)/asv machine --yes --machine $(MACHINE)
+	$(BIN)/asv run --machine $(MACHINE) --show-stderr HEAD^!
+	$(MAKE) html report
+
+html: $(STAMP)
+	$(BIN)/asv publish
+	@echo "asv site: html/index.html"
+
+report: $(STAMP)
+	$(BIN)/sparsekit report --machine $(MACHINE)
+
+clean:
+	rm -rf html .asv build *.egg-info
