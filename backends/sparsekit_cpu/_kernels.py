@@ -1,0 +1,441 @@
+"""Numba kernels of the ``cpu`` backend.
+
+Every kernel writes into an output the caller allocated and works in the dtype
+of its inputs: accumulators start from ``out.dtype.type(0)`` because a bare
+``0.0`` would make Numba promote float32 sums to float64.
+
+``fastmath=False`` keeps IEEE semantics (no reassociation, no FMA contraction),
+so results round as the problem's dtype says and LIF reproduces the oracle's
+operation order. Products are written as row combinations (y_row += v * x_row),
+which LLVM vectorises without reassociating anything. The exception is ``_dot``,
+the dense dot product of SDDMM and of GATHER_MM with one column: a serial sum
+vectorises only if reassociation is allowed, so it alone carries the
+``reassoc`` flag (only that flag). The sum's order then depends on the vector
+width, which the checker's gamma_K bound allows (it holds for any order);
+``_sparse_dot`` (SpMV) stays strict with four interleaved partial sums, since a
+gather-bound loop gains nothing from vectorising.
+
+Index arrays are uint32 (or int64 when too large; see ``backend._index``);
+values read from them that bound loops are widened to int64 first, since
+arithmetic that mixes uint32 loop counters and int64 defeats LLVM's
+vectorisation of the unrolled loops (~25% slower SpMV).
+
+Row-parallel kernels take ``bounds``: row ranges balanced by nonzeros (see
+``balanced_bounds``), several per thread. Numba's ``prange`` hands each thread
+an equal count of iterations, so equal-work iterations give equal-work threads
+even when row lengths follow a power law.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_PARALLEL = dict(parallel=True, cache=True, fastmath=False, nogil=True)
+#: fast-math flags of the dense dot product: reassociation only (no FMA
+#: contraction, no approximations, no NaN/Inf assumptions); False makes it strict
+_REASSOC = {"reassoc"}
+_SERIAL = dict(cache=True, fastmath=False, nogil=True)
+
+
+def balanced_bounds(indptr: np.ndarray, parts: int, row_cost: float = 1.0) -> np.ndarray:
+    """``parts`` + 1 row boundaries splitting rows so each range holds about equal work
+    (nonzeros plus ``row_cost`` per row, for the per-row overhead)."""
+    m = len(indptr) - 1
+    cost = indptr.astype(np.float64) + row_cost * np.arange(m + 1)
+    b = np.searchsorted(cost, np.linspace(0.0, cost[-1], parts + 1), side="left").astype(np.int64)
+    b[0], b[-1] = 0, m
+    return np.maximum.accumulate(b)
+
+
+@njit(fastmath=_REASSOC, cache=True, nogil=True)
+def _dot(a, b):
+    """a . b for contiguous vectors. The one place reassociation is allowed (see
+    the module doc): LLVM then vectorises the sum, 4-5x faster than any strict
+    formulation we tried (interleaved partial sums, blocked or pairwise)."""
+    s = a.dtype.type(0)
+    for i in range(a.shape[0]):
+        s += a[i] * b[i]
+    return s
+
+
+@njit(inline="always", **_SERIAL)
+def _combine_rows(acc, vals, cols, lo, hi, x):
+    """acc = sum over p in [lo, hi) of vals[p] * x[cols[p]].
+
+    Four rows of x per pass: the accumulator is loaded and stored once per four
+    products instead of once per product (about 2x on long rows)."""
+    acc[:] = 0
+    p4 = hi - (hi - lo) % 4
+    for p in range(lo, p4, 4):
+        v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+        x0, x1, x2, x3 = x[cols[p]], x[cols[p + 1]], x[cols[p + 2]], x[cols[p + 3]]
+        for j in range(acc.shape[0]):
+            acc[j] += (v0 * x0[j] + v1 * x1[j]) + (v2 * x2[j] + v3 * x3[j])
+    for p in range(p4, hi):
+        v, xr = vals[p], x[cols[p]]
+        for j in range(acc.shape[0]):
+            acc[j] += v * xr[j]
+
+
+@njit(inline="always", **_SERIAL)
+def _sparse_dot(vals, cols, lo, hi, x):
+    """sum over p in [lo, hi) of vals[p] * x[cols[p]], four partial sums to hide add latency."""
+    z = x.dtype.type(0)
+    s0 = s1 = s2 = s3 = z
+    p4 = hi - (hi - lo) % 4
+    for p in range(lo, p4, 4):
+        s0 += vals[p] * x[cols[p]]
+        s1 += vals[p + 1] * x[cols[p + 1]]
+        s2 += vals[p + 2] * x[cols[p + 2]]
+        s3 += vals[p + 3] * x[cols[p + 3]]
+    for p in range(p4, hi):
+        s0 += vals[p] * x[cols[p]]
+    return (s0 + s1) + (s2 + s3)
+
+
+# -- spmm ---------------------------------------------------------------------
+
+
+@njit(**_PARALLEL)
+def csr_spmm(bounds, indptr, indices, data, x, out):
+    """out = W @ x, W in CSR: each row of out combines the rows of x its nonzeros pick.
+    The row is built in a thread-local accumulator: LLVM cannot prove ``out`` and
+    ``x`` do not overlap, so accumulating in ``out`` itself vectorises worse."""
+    for c in prange(len(bounds) - 1):
+        acc = np.empty(x.shape[1], out.dtype)
+        for i in range(bounds[c], bounds[c + 1]):
+            _combine_rows(acc, data, indices, np.int64(indptr[i]), np.int64(indptr[i + 1]), x)
+            out[i] = acc
+    return out
+
+
+@njit(**_PARALLEL)
+def csr_spmv(bounds, indptr, indices, data, x, out):
+    """out = W @ x for a vector x: one gathered dot product per row."""
+    for c in prange(len(bounds) - 1):
+        for i in range(bounds[c], bounds[c + 1]):
+            out[i] = _sparse_dot(data, indices, np.int64(indptr[i]), np.int64(indptr[i + 1]), x)
+    return out
+
+
+@njit(**_PARALLEL)
+def bsr_spmm(bounds, indptr, indices, blocks, x, out):
+    """out = W @ x, W in BSR (``blocks``: nblocks x bh x bw); ``bounds`` over block rows.
+    A block's bw columns are consecutive rows of x, read as one contiguous slab."""
+    bh, bw = blocks.shape[1], blocks.shape[2]
+    bw4 = bw - bw % 4
+    for c in prange(len(bounds) - 1):
+        acc = np.empty(x.shape[1], out.dtype)
+        for bi in range(bounds[c], bounds[c + 1]):
+            for r in range(bh):
+                acc[:] = 0
+                for p in range(np.int64(indptr[bi]), np.int64(indptr[bi + 1])):
+                    c0 = indices[p] * bw
+                    vals = blocks[p, r]
+                    for cc in range(0, bw4, 4):
+                        v0, v1, v2, v3 = vals[cc], vals[cc + 1], vals[cc + 2], vals[cc + 3]
+                        x0, x1, x2, x3 = x[c0 + cc], x[c0 + cc + 1], x[c0 + cc + 2], x[c0 + cc + 3]
+                        for j in range(acc.shape[0]):
+                            acc[j] += (v0 * x0[j] + v1 * x1[j]) + (v2 * x2[j] + v3 * x3[j])
+                    for cc in range(bw4, bw):
+                        v, xr = vals[cc], x[c0 + cc]
+                        for j in range(acc.shape[0]):
+                            acc[j] += v * xr[j]
+                out[bi * bh + r] = acc
+    return out
+
+
+@njit(**_PARALLEL)
+def bsr_spmv(bounds, indptr, indices, blocks, x, out):
+    """out = W @ x for a vector x, W in BSR: each block is a small dense
+    mat-vec against a contiguous slice of x, summed into the block row's bh outputs."""
+    bh, bw = blocks.shape[1], blocks.shape[2]
+    for c in prange(len(bounds) - 1):
+        acc = np.empty(bh, out.dtype)
+        for bi in range(bounds[c], bounds[c + 1]):
+            acc[:] = 0
+            for p in range(np.int64(indptr[bi]), np.int64(indptr[bi + 1])):
+                xs = x[indices[p] * bw : indices[p] * bw + bw]
+                blk = blocks[p]
+                for r in range(bh):
+                    s = acc[r]
+                    for cc in range(bw):
+                        s += blk[r, cc] * xs[cc]
+                    acc[r] = s
+            out[bi * bh : bi * bh + bh] = acc
+    return out
+
+
+@njit(**_PARALLEL)
+def nm_spmm(bounds, vals, cols, x, out):
+    """out = W @ x, W as dense (m x r) values and column indices: every row holds r
+    nonzeros, so equal row ranges are equal work."""
+    r = vals.shape[1]
+    for c in prange(len(bounds) - 1):
+        acc = np.empty(x.shape[1], out.dtype)
+        for i in range(bounds[c], bounds[c + 1]):
+            _combine_rows(acc, vals[i], cols[i], 0, r, x)
+            out[i] = acc
+    return out
+
+
+@njit(**_PARALLEL)
+def nm_spmv(vals, cols, x, out):
+    """out = W @ x for a vector x, W as in ``nm_spmm``."""
+    m, r = vals.shape
+    for i in prange(m):
+        out[i] = _sparse_dot(vals[i], cols[i], 0, r, x)
+    return out
+
+
+# -- gather_mm ------------------------------------------------------------------
+
+
+@njit(**_PARALLEL)
+def gather_mm(w, rows, x, out):
+    """out = w[rows] @ x, reading each selected row of w in place (w[rows] is never
+    built). Four output rows per pass share every load of a row of x, which cuts
+    the traffic through x (k x n, re-read once per pass) fourfold."""
+    r, k, n = len(rows), w.shape[1], x.shape[1]
+    for c in prange((r + 3) // 4):
+        i0 = 4 * c
+        acc = np.zeros((4, n), out.dtype)
+        if i0 + 4 <= r:
+            w0, w1, w2, w3 = w[rows[i0]], w[rows[i0 + 1]], w[rows[i0 + 2]], w[rows[i0 + 3]]
+            y0, y1, y2, y3 = acc[0], acc[1], acc[2], acc[3]
+            for l in range(k):
+                a0, a1, a2, a3, xr = w0[l], w1[l], w2[l], w3[l], x[l]
+                for j in range(n):
+                    xv = xr[j]
+                    y0[j] += a0 * xv
+                    y1[j] += a1 * xv
+                    y2[j] += a2 * xv
+                    y3[j] += a3 * xv
+            out[i0 : i0 + 4] = acc
+        else:
+            y0 = acc[0]
+            for i in range(i0, r):
+                y0[:] = 0
+                wi = w[rows[i]]
+                for l in range(k):
+                    a0, xr = wi[l], x[l]
+                    for j in range(n):
+                        y0[j] += a0 * xr[j]
+                out[i] = y0
+    return out
+
+
+@njit(**_PARALLEL)
+def gather_mv(w, rows, x, out):
+    """out = w[rows] @ x for a vector x: one contiguous dot product per selected row."""
+    for i in prange(len(rows)):
+        out[i] = _dot(w[rows[i]], x)
+    return out
+
+
+# -- sddmm ----------------------------------------------------------------------
+
+
+@njit(**_PARALLEL)
+def sddmm(bounds, indptr, indices, a, bt, out):
+    """out[p] = a[i] . b[:, j] for each mask nonzero p = (i, j), in CSR order.
+    ``bt`` is B transposed so both operands of every dot product are contiguous."""
+    for c in prange(len(bounds) - 1):
+        for i in range(bounds[c], bounds[c + 1]):
+            ar = a[i]
+            for p in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                out[p] = _dot(ar, bt[indices[p]])
+    return out
+
+
+# -- kwta -----------------------------------------------------------------------
+
+
+@njit(**_SERIAL)
+def _select(a, kth):
+    """Reorder ``a`` in place so a[kth] is its kth smallest value; return that value
+    (Hoare quickselect with a median-of-three pivot)."""
+    lo, hi = 0, a.shape[0] - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return a[kth]
+
+
+@njit(**_SERIAL)
+def _kth_largest(col, k, buf, sample):
+    """The k-th largest value of ``col`` (1 <= k <= m), leaving ``col`` as it is.
+
+    Quickselect on random data mispredicts about every other comparison, so it
+    runs only on a narrow band: a strided sample brackets the k-th largest
+    (three standard deviations of its rank either side), one branch-free pass
+    counts the values above and inside the bracket, a second compacts the band,
+    and the selection runs on that (10-20% of the column). If the bracket missed,
+    the whole column is selected instead."""
+    m, ns = col.shape[0], sample.shape[0]
+    if m <= 4 * ns:
+        buf[:m] = col
+        return _select(buf[:m], m - k)
+    step = m // ns
+    for q in range(ns):
+        sample[q] = col[q * step]
+    frac = k / m
+    centre = ns - frac * ns
+    margin = 3.0 * np.sqrt(ns * frac * (1.0 - frac)) + 3.0
+    lo_q = int(max(0.0, centre - margin))
+    hi_q = int(min(ns - 1.0, centre + margin))
+    hi_t = _select(sample, hi_q)
+    lo_t = _select(sample[: hi_q + 1], lo_q)
+    if hi_q == ns - 1:
+        hi_t = np.inf
+    if lo_q == 0:
+        lo_t = -np.inf
+    above = 0
+    band = 0
+    for i in range(m):
+        v = col[i]
+        above += v > hi_t
+        band += (v >= lo_t) & (v <= hi_t)
+    if above < k <= above + band:
+        nb = 0
+        for i in range(m):
+            v = col[i]
+            buf[nb] = v
+            nb += (v >= lo_t) & (v <= hi_t)
+        return _select(buf[:nb], nb - (k - above))
+    buf[:m] = col
+    return _select(buf[:m], m - k)
+
+
+@njit(**_PARALLEL)
+def kwta(x, k, width, out):
+    """Keep the k largest entries of each column of x, exactly k: entries equal to the
+    threshold are kept top-down until k are in. Columns go in blocks of ``width``
+    copied into contiguous rows of a scratch tile, so the row-major input and
+    output are read and written a cache line at a time."""
+    m, n = x.shape
+    ns = min(1024, max(64, int(4.0 * np.sqrt(m))))
+    for c in prange((n + width - 1) // width):
+        j0 = c * width
+        wj = min(width, n - j0)
+        # rows of the tile padded off a power-of-two stride, which would map a
+        # tile column's entries to one cache set (2x slower copies)
+        tile = np.empty((wj, m + 16), x.dtype)
+        if k == 0:
+            tile[:] = 0
+        else:
+            for i in range(m):
+                for jj in range(wj):
+                    tile[jj, i] = x[i, j0 + jj]
+            buf = np.empty(m, x.dtype)
+            sample = np.empty(ns, x.dtype)
+            for jj in range(wj):
+                col = tile[jj, :m]
+                thr = _kth_largest(col, k, buf, sample)
+                ties = k
+                for i in range(m):
+                    ties -= col[i] > thr
+                for i in range(m):
+                    v = col[i]
+                    if v == thr and ties > 0:
+                        ties -= 1
+                    elif not v > thr:
+                        col[i] = 0
+        for i in range(m):
+            for jj in range(wj):
+                out[i, j0 + jj] = tile[jj, i]
+    return out
+
+
+# -- sparse_sparse ----------------------------------------------------------------
+
+
+@njit(**_PARALLEL)
+def sparse_sparse(wptr, wrows, wdata, xptr, xrows, xdata, yt, out):
+    """out = W @ X from W in CSC and X in CSC: column j of the product adds
+    x[l, j] * W[:, l] for the nonzeros of X's column j only, so the work is exactly
+    the effective MACs. Columns are built as contiguous rows of the scratch ``yt``
+    (n x m, private to one thread: scattering into row-major ``out`` would hit a
+    different cache line per entry and share lines between threads), then
+    transposed into ``out`` in tiles. ``yt`` has a few columns more than m, so that
+    its rows are not a power-of-two stride apart: the transpose reads down its
+    columns, and such a stride maps them all to one cache set."""
+    m, n = out.shape
+    for j in prange(n):
+        yr = yt[j, :m]
+        yr[:] = 0
+        for q in range(np.int64(xptr[j]), np.int64(xptr[j + 1])):
+            l, xv = xrows[q], xdata[q]
+            for p in range(np.int64(wptr[l]), np.int64(wptr[l + 1])):
+                yr[wrows[p]] += wdata[p] * xv
+    tile = 32
+    for b in prange((m + tile - 1) // tile):
+        i0 = b * tile
+        i1 = min(i0 + tile, m)
+        for j0 in range(0, n, tile):
+            for i in range(i0, i1):
+                for j in range(j0, min(j0 + tile, n)):
+                    out[i, j] = yt[j, i]
+    return out
+
+
+# -- lif ----------------------------------------------------------------------------
+
+
+@njit(**_PARALLEL)
+def lif(bounds, colptr, wrows, wdata, sptr, sidx, sval, one_du, one_dv, bias, vth, raster):
+    """Event-driven LIF (see ``sparsekit.kernels.lif.simulate``), one neuron slice per
+    prange iteration: the input spikes are given, so slices never interact and each
+    runs all steps on its own (no barrier per step).
+
+    ``colptr[s]`` is the CSC column pointer of W restricted to slice s (rows
+    bounds[s]:bounds[s+1]); ``sptr``/``sidx``/``sval`` are the input events per step.
+    Each spike adds its synapses in ascending input order, the order of the
+    oracle's CSR row sums, and the updates are the oracle's, operation for operation.
+    """
+    steps = raster.shape[0]
+    for s in prange(len(bounds) - 1):
+        r0, r1 = bounds[s], bounds[s + 1]
+        u = np.zeros(r1 - r0, raster.dtype)
+        v = np.zeros(r1 - r0, raster.dtype)
+        a = np.empty(r1 - r0, raster.dtype)
+        for t in range(steps):
+            a[:] = 0
+            if t > 0:
+                for q in range(np.int64(sptr[t - 1]), np.int64(sptr[t])):
+                    l, sv = sidx[q], sval[q]
+                    for p in range(np.int64(colptr[s, l]), np.int64(colptr[s, l + 1])):
+                        a[wrows[p] - r0] += wdata[p] * sv
+            for i in range(r1 - r0):
+                ui = u[i] * one_du + a[i]
+                vi = v[i] * one_dv + ui + bias
+                u[i] = ui
+                if vi > vth:
+                    raster[t, r0 + i] = 1
+                    v[i] = 0
+                else:
+                    raster[t, r0 + i] = 0
+                    v[i] = vi
+    return raster
