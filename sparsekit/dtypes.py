@@ -1,7 +1,8 @@
 """Floating-point types a problem can be posed in, and their rounding units.
 
-``bfloat16`` has no NumPy dtype: its host arrays are float32 arrays whose values
-are exactly representable in bfloat16, so a backend converting them loses nothing.
+Half precision is held on the host as float32 arrays whose values are exactly
+representable in the half type (``bfloat16`` has no NumPy dtype, and
+``scipy.sparse`` has no float16), so a backend converting them loses nothing.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ UNIT_ROUNDOFF = {
     "float64": 2.0**-53,
 }
 DTYPES = tuple(UNIT_ROUNDOFF)
-_HOST = {"float16": np.float16, "bfloat16": np.float32, "float32": np.float32, "float64": np.float64}
+_HOST = {"float16": np.float32, "bfloat16": np.float32, "float32": np.float32, "float64": np.float64}
 
 
 def check_dtype(name) -> str:
@@ -35,6 +36,8 @@ def host_dtype(name: str) -> np.dtype:
 def to_host(a: np.ndarray, name: str) -> np.ndarray:
     """Cast ``a`` to the host representation of dtype ``name`` (rounding as that type would)."""
     name = check_dtype(name)
+    if name == "float16":
+        return np.ascontiguousarray(np.asarray(a).astype(np.float16).astype(np.float32))
     if name != "bfloat16":
         return np.ascontiguousarray(a, dtype=_HOST[name])
     # Round float32 to the nearest bfloat16 (ties to even) by its bit pattern.

@@ -65,10 +65,13 @@ def load_smtx(path) -> sp.csr_matrix:
     if not path.is_file():
         raise FileNotFoundError(f"no such .smtx file: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        header = f.readline()
-        indptr_line = f.readline()
-        indices_line = f.readline()
+    try:
+        with opener(path, "rt") as f:
+            header = f.readline()
+            indptr_line = f.readline()
+            indices_line = f.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # corrupt gzip, binary junk
+        raise ValueError(f"{path}: not a readable .smtx file ({type(e).__name__}: {e})") from None
     try:
         m, k, nnz = (int(t) for t in header.replace(",", " ").split())
     except ValueError:
@@ -86,8 +89,8 @@ def load_smtx(path) -> sp.csr_matrix:
 def csr_from_parts(data, indices, indptr, shape, what: str = "CSR matrix") -> sp.csr_matrix:
     """Build a canonical float64 CSR after validating its structure; errors name ``what``."""
     m, k = (int(s) for s in shape)
-    if m < 0 or k < 0:
-        raise ValueError(f"{what}: shape must be non-negative, got {shape}")
+    if m < 1 or k < 1:
+        raise ValueError(f"{what}: both dimensions must be >= 1, got shape {tuple(shape)}")
     indptr = np.asarray(indptr)
     indices = np.asarray(indices)
     data = np.asarray(data)
@@ -162,6 +165,8 @@ def as_csr(weights, rng: np.random.Generator | None = None, what: str = "weights
         if weights.dtype.kind not in "biuf":
             raise TypeError(f"{what}: must hold real numbers, got dtype {weights.dtype}")
         check_finite(weights, what)
+        if min(weights.shape) < 1:
+            raise ValueError(f"{what}: both dimensions must be >= 1, got shape {weights.shape}")
         return sp.csr_matrix(weights.astype(np.float64))
     raise TypeError(f"{what}: expected a scipy.sparse matrix, a 2-D ndarray or a file path, got {type(weights).__name__}")
 

@@ -121,8 +121,12 @@ def powerlaw(m: int, k: int, sparsity: float, rng: np.random.Generator, alpha: f
     Columns within a row are uniform. The total nnz is exact; rows are capped at k
     and the excess goes to the other rows.
     """
+    alpha = float(alpha)
+    if not (np.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"powerlaw alpha must be a finite number >= 0, got {alpha!r}")
     total = nnz_for(m * k, sparsity)
-    weights = 1.0 / np.arange(1, m + 1, dtype=np.float64) ** alpha
+    # in log space: 1 / i**alpha overflows for steep laws
+    weights = np.exp(-alpha * np.log(np.arange(1, m + 1, dtype=np.float64)))
     rng.shuffle(weights)
     lengths = _apportion(total, weights, cap=k)
     chunks = []
@@ -139,6 +143,8 @@ def _apportion(total: int, weights: np.ndarray, cap: int) -> np.ndarray:
     remaining = total
     while remaining > 0 and free.any():
         w = np.where(free, weights, 0.0)
+        if w.sum() <= 0.0:  # steep laws underflow: the rest is spread evenly
+            w = free.astype(np.float64)
         share = w / w.sum() * remaining
         add = np.floor(share).astype(np.int64)
         # hand out the rounding remainder to the largest fractional parts

@@ -84,7 +84,7 @@ def _record_from(name: str, source: str, get_info: Callable[[], dict]) -> Backen
         except Exception as e:
             reason = f"probe failed: {type(e).__name__}: {e}"
     return BackendRecord(
-        name=info.get("name", name),
+        name=name,  # the registered name is what backend(name) looks up
         available=not reason,
         reason=reason,
         device=str(info.get("device", "?")),

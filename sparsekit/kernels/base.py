@@ -14,6 +14,11 @@ that bound elementwise, with K the reduction length plus one for the final
 rounding to the output type and a factor 2 because the float64 oracle carries
 its own (much smaller) rounding. A wrong or missing term is far larger than
 this bound for the sizes the tests draw, so the check cannot pass by accident.
+
+Half precision (float16, bfloat16): the catalogue's contract is that products
+accumulate in float32 and round once to the half type, as tensor cores,
+cuBLAS's default and every CPU half GEMM do. Inputs are exact in the half type,
+so the bound is gamma_{K+1}(float32) (|A| @ |B|) + u_half |Y|, doubled as above.
 """
 from __future__ import annotations
 
@@ -150,9 +155,21 @@ class KernelSpec:
         return Check(True, err)
 
     def bound(self, problem: Problem) -> np.ndarray:
-        """Elementwise allowed |Y - Yref|: 2 gamma_{K+1} (|A| @ |B|), see the module doc."""
-        absref = self.reference(problem, absolute=True)
-        return 2.0 * gamma(self.depth(problem) + 1, problem.dtype) * absref
+        """Elementwise allowed |Y - Yref| (see the module doc)."""
+        return accumulation_bound(self.depth(problem), problem.dtype, self.reference(problem, absolute=True))
+
+
+#: the type a dtype's products accumulate in (the catalogue's contract for half precision)
+ACCUMULATOR = {"float16": "float32", "bfloat16": "float32", "float32": "float32", "float64": "float64"}
+
+
+def accumulation_bound(depth: int, dtype: str, absref):
+    """2 x (gamma_{depth+1} in the accumulator x |A||B|, plus the final rounding to a half type)."""
+    acc = ACCUMULATOR[dtype]
+    b = gamma(depth + 1, acc) * absref
+    if acc != dtype:
+        b = b + dtypes.unit_roundoff(dtype) * absref  # |Y| <= |A||B|
+    return 2.0 * b
 
 
 def gamma(k: int, dtype: str) -> float:

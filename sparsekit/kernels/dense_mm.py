@@ -27,6 +27,7 @@ class DenseMM(KernelSpec):
             mask = patterns.make_mask(params["pattern"], m, k, s, rng).toarray().astype(bool)
             w[~mask] = 0
         x = dense_operand(rng, (k, n), params["dtype"])
+        params["sparsity"] = 1.0 - np.count_nonzero(w) / w.size
         return params, {"w": w, "x": x}
 
     def reference(self, problem, absolute=False):

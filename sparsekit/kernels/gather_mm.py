@@ -38,6 +38,8 @@ class GatherMM(KernelSpec):
             idx = idx.astype(np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= m):
                 raise ValueError(f"rows must lie in [0, {m}), found {idx.min()}..{idx.max()}")
+            if len(np.unique(idx)) != len(idx):
+                raise ValueError("rows must be distinct (a selector picks each row at most once)")
         else:
             try:
                 count = operator.index(rows)

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import dtypes
 from ._weights import dense_operand
-from .base import KernelSpec, Ops, dim, gamma
+from .base import KernelSpec, Ops, accumulation_bound, dim, gamma
 
 
 def route(logits: np.ndarray, top_k: int):
@@ -29,7 +29,7 @@ class MoE(KernelSpec):
         y[:, t] = sum_j p_j[t] * experts[e_j[t]] @ x[:, t]
 
     The generator redraws any token whose k-th and (k+1)-th logits lie closer than a
-    routing margin (1e-3 of the logits' spread, and at least 8 gamma_k of the gate's
+    routing margin (1e-3 of the logits' spread, and at least 4x the accumulation bound on the gate's
     |gate| @ |x|), so any backend that rounds as its dtype does picks the same experts.
     The sparsity exploited is 1 - top_k/E; the dense equivalent runs all E experts.
     """
@@ -48,22 +48,36 @@ class MoE(KernelSpec):
         gate = dtypes.to_host(rng.standard_normal((e, k)) / np.sqrt(k), dt)
         experts = dtypes.to_host(rng.standard_normal((e, m, k)) / np.sqrt(k), dt)
         x = dense_operand(rng, (k, n), dt)
-        g64 = gate.astype(np.float64)
-        for _ in range(100):
-            logits = g64 @ x.astype(np.float64)
-            if top_k == e:
-                break
-            ordered = -np.sort(-logits, axis=0)
-            gap = ordered[top_k - 1] - ordered[top_k]
-            tol = max(1e-3 * float(np.std(logits)), 8 * gamma(k + 1, dt) * float(np.max(np.abs(g64) @ np.abs(x.astype(np.float64)))))
-            bad = np.flatnonzero(gap <= tol)
-            if bad.size == 0:
-                break
-            x[:, bad] = dense_operand(rng, (k, bad.size), dt)
-        else:  # pragma: no cover - needs a pathological dtype/size
-            raise RuntimeError("moe: could not draw tokens with an unambiguous routing in 100 tries")
+        if top_k < e:
+            gate, x = self._unambiguous(rng, gate, x, top_k, dt)
         params.update(experts=e, top_k=top_k, sparsity=1.0 - top_k / e)
         return params, {"x": x, "gate": gate, "experts": experts}
+
+    @staticmethod
+    def _unambiguous(rng, gate, x, top_k, dt, tries=60):
+        """Redraw tokens (and, if that does not converge, the gate) until every token's
+        k-th and (k+1)-th logits differ by more than the rounding the gate may suffer
+        in ``dt`` (per token: 4x the accumulation bound on max_e (|gate| @ |x|)) and 1e-3
+        of the spread."""
+        k = gate.shape[1]
+        for attempt in range(tries):
+            g64, x64 = gate.astype(np.float64), x.astype(np.float64)
+            logits = g64 @ x64
+            ordered = -np.sort(-logits, axis=0)
+            gap = ordered[top_k - 1] - ordered[top_k]
+            tol = np.maximum(1e-3 * float(np.std(logits)), 4 * accumulation_bound(k, dt, (np.abs(g64) @ np.abs(x64)).max(axis=0)))
+            bad = np.flatnonzero(gap <= tol)
+            if bad.size == 0:
+                return gate, x
+            if attempt % 10 == 9:  # a gate with near-equal rows ties every token: redraw it
+                gate = dtypes.to_host(rng.standard_normal(gate.shape) / np.sqrt(k), dt)
+            else:
+                x[:, bad] = dense_operand(rng, (k, bad.size), dt)
+        raise ValueError(
+            f"moe: in {dt}, the gate's rounding (up to {float(tol.max()):.3g} on a logit with k={k}) exceeds "
+            f"the gap between chosen and unchosen experts for {bad.size} token(s), so the routing would not "
+            "be reproducible across backends; use a wider dtype or a smaller k"
+        )
 
     def _routing(self, problem):
         def compute():
@@ -94,9 +108,10 @@ class MoE(KernelSpec):
         dt, k = problem.dtype, problem.params["k"]
         u = dtypes.unit_roundoff(dt)
         x = problem.inputs["x"].astype(np.float64)
-        logit_err = gamma(k + 1, dt) * (np.abs(problem.inputs["gate"].astype(np.float64)) @ np.abs(x)).max(axis=0)
+        gx = np.abs(problem.inputs["gate"].astype(np.float64)) @ np.abs(x)
+        logit_err = accumulation_bound(k, dt, gx.max(axis=0)) / 2.0
         absref = self.reference(problem, absolute=True)
-        return 2.0 * (gamma(k + 1, dt) + 2.0 * logit_err[None, :] + 8 * u) * absref
+        return accumulation_bound(k, dt, absref) + 2.0 * (2.0 * logit_err[None, :] + 8 * u) * absref
 
     def ops(self, problem):
         e, m, k = problem.inputs["experts"].shape

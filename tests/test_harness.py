@@ -1,0 +1,99 @@
+"""The test harness itself (tests/conftest.py): backend selection and expected-failure data.
+
+- ``--backend`` / ``SPARSEKIT_TEST_BACKEND`` pick the backends; an unknown name is a
+  usage error, an unavailable backend is skipped with its reason, never dropped.
+- The expected-failure files are data that must not rot: well formed, for real
+  backends, and every entry still matching a test of the full suite.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import XFAIL_DIR, XFAIL_REPORT_VAR, load_xfail_files
+from sparsekit.registry import backend_names
+
+TESTS = Path(__file__).parent
+
+
+def test_files_name_registered_backends():
+    for path in XFAIL_DIR.glob("*"):
+        assert path.suffix == ".txt", f"{path.name}: expected-failure files are <backend>.txt"
+        assert path.stem in backend_names(), f"{path.name}: no backend {path.stem!r} is registered"
+
+
+def test_loader_parses_entries(tmp_path):
+    (tmp_path / "cpu.txt").write_text(
+        "# a comment line\n\ntest_grid[cpu-spmm-bsr  # BSR not yet threaded\n  test_x[cpu-lif #  trailing spaces  \n"
+    )
+    assert load_xfail_files(tmp_path) == {
+        "cpu": [("test_grid[cpu-spmm-bsr", "BSR not yet threaded", 3), ("test_x[cpu-lif", "trailing spaces", 4)]
+    }
+    (tmp_path / "numpy.txt").write_text("test_grid[numpy-spmm\n")
+    with pytest.raises(pytest.UsageError, match="numpy.txt:1"):
+        load_xfail_files(tmp_path)
+
+
+def test_no_stale_entries(tmp_path):
+    """Collect the whole suite for every registered backend and list entries that match nothing."""
+    report = tmp_path / "xfail.json"
+    env = dict(os.environ, **{XFAIL_REPORT_VAR: str(report)})
+    env.pop("SPARSEKIT_TEST_BACKEND", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(TESTS)],
+        capture_output=True, text=True, env=env, cwd=TESTS.parent, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert set(data["backends"]) == set(backend_names())
+    assert data["collected"] > 100
+    assert data["stale"] == [], "stale entries in tests/xfail/:\n" + "\n".join(data["stale"])
+
+
+def _pytest(args, env_extra=None, pre=""):
+    """Run pytest on this suite in a child interpreter (optionally after some setup code)."""
+    env = dict(os.environ)
+    env.pop("SPARSEKIT_TEST_BACKEND", None)
+    env.update(env_extra or {})
+    code = f"import sys, pytest\n{pre}\nsys.exit(pytest.main({list(args)!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=TESTS.parent, timeout=300)
+
+
+COMMON = ["-p", "no:cacheprovider", "-q", "-rs", str(TESTS / "test_conformance.py"), "-k", "test_info_matches_registry"]
+
+
+def test_backend_option_selects():
+    proc = _pytest(COMMON + ["--backend", "numpy"])
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "1 passed" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_backend_env_var_selects():
+    proc = _pytest(COMMON + ["--collect-only"], {"SPARSEKIT_TEST_BACKEND": "cpu"})
+    assert "test_info_matches_registry[cpu]" in proc.stdout
+    assert "test_info_matches_registry[numpy]" not in proc.stdout
+
+
+def test_unknown_backend_is_a_usage_error():
+    proc = _pytest(COMMON + ["--backend", "numpy,nosuchbackend"])
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "nosuchbackend" in proc.stderr
+
+
+def test_unavailable_backend_skips_with_reason():
+    pre = (
+        "import sparsekit.registry as r\n"
+        "r.register('ghost', lambda: {'name': 'ghost', 'device': 'none', 'kernels': {}, "
+        "'requires': ('sparsekit_no_such_module_qq',), 'load': 'x:y'})"
+    )
+    proc = _pytest(COMMON, pre=pre)  # default: every registered backend, ghost included
+    out = proc.stdout
+    assert proc.returncode == 0, out[-2000:]
+    assert "1 skipped" in out and "sparsekit_no_such_module_qq" in out, out[-2000:]
+    assert "ghost" in out
