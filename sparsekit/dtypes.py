@@ -37,7 +37,8 @@ def to_host(a: np.ndarray, name: str) -> np.ndarray:
     """Cast ``a`` to the host representation of dtype ``name`` (rounding as that type would)."""
     name = check_dtype(name)
     if name == "float16":
-        return np.ascontiguousarray(np.asarray(a).astype(np.float16).astype(np.float32))
+        with np.errstate(over="ignore"):  # out-of-range values become inf, as float16 does
+            return np.ascontiguousarray(np.asarray(a).astype(np.float16).astype(np.float32))
     if name != "bfloat16":
         return np.ascontiguousarray(a, dtype=_HOST[name])
     # Round float32 to the nearest bfloat16 (ties to even) by its bit pattern.
