@@ -59,23 +59,43 @@ def dlmc_path(name: str, sparsity: float | None = None) -> Path:
     )
 
 
-def load_smtx(path) -> sp.csr_matrix:
-    """Read a DLMC ``.smtx`` (optionally gzip-compressed) as a CSR mask of ones."""
-    path = Path(path)
+def _smtx_lines(path: Path, count: int) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"no such .smtx file: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt") as f:
-            header = f.readline()
-            indptr_line = f.readline()
-            indices_line = f.readline()
+            return [f.readline() for _ in range(count)]
     except (OSError, EOFError, UnicodeDecodeError) as e:  # corrupt gzip, binary junk
         raise ValueError(f"{path}: not a readable .smtx file ({type(e).__name__}: {e})") from None
+
+
+def _smtx_header(path: Path, line: str) -> tuple[int, int, int]:
     try:
-        m, k, nnz = (int(t) for t in header.replace(",", " ").split())
+        m, k, nnz = (int(t) for t in line.replace(",", " ").split())
     except ValueError:
-        raise ValueError(f"{path}: first line must be 'nrows, ncols, nnz', got {header.strip()[:80]!r}") from None
+        raise ValueError(f"{path}: first line must be 'nrows, ncols, nnz', got {line.strip()[:80]!r}") from None
+    return m, k, nnz
+
+
+def smtx_shape(path) -> tuple[int, int]:
+    """(rows, cols) of a ``.smtx`` file, from its header alone."""
+    path = Path(path)
+    m, k, _ = _smtx_header(path, _smtx_lines(path, 1)[0])
+    return m, k
+
+
+def dlmc_benchmark_shape(name: str) -> tuple[int, int, int]:
+    """(m, k, n) of a vendored DLMC matrix's product at the N of the original benchmark."""
+    m, k = smtx_shape(dlmc_path(name, DLMC_LEVELS[-1]))
+    return m, k, DLMC_MATRICES[name][1]
+
+
+def load_smtx(path) -> sp.csr_matrix:
+    """Read a DLMC ``.smtx`` (optionally gzip-compressed) as a CSR mask of ones."""
+    path = Path(path)
+    header, indptr_line, indices_line = _smtx_lines(path, 3)
+    m, k, nnz = _smtx_header(path, header)
     try:
         indptr = np.array(indptr_line.split(), dtype=np.int64)
         indices = np.array(indices_line.split(), dtype=np.int64)

@@ -49,11 +49,6 @@ DEFAULT_PARAM_NAMES = {
     "MoE": ["backend", "shape", "top_k"],
 }
 
-#: DLMC matrices vendored with sparsekit (m x k x N of the original benchmark), used
-#: when the data files cannot be read
-_DLMC_FALLBACK = {"transformer_attn_q": "512x512x256", "rn50_conv3x3": "256x2304x196"}
-
-
 # -- reading asv's files ---------------------------------------------------------
 
 
@@ -165,21 +160,14 @@ _dlmc_cache: dict[str, str | None] = {}
 
 
 def _dlmc_shape(matrix: str) -> str | None:
-    """m x k x N of a DLMC short name, from the vendored file's header."""
+    """m x k x N of a DLMC short name (None for a name this version does not ship)."""
     if matrix not in _dlmc_cache:
-        shape = _DLMC_FALLBACK.get(matrix)
+        from . import io
+
         try:
-            import gzip
-
-            from . import io
-
-            path = io.dlmc_path(matrix, io.DLMC_LEVELS[-1])
-            with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as f:
-                m, k = (int(t) for t in f.readline().replace(",", " ").split()[:2])
-            shape = f"{m}x{k}x{io.DLMC_MATRICES[matrix][1]}"
-        except Exception:  # unknown name or data not installed: fall back
-            pass
-        _dlmc_cache[matrix] = shape
+            _dlmc_cache[matrix] = "x".join(map(str, io.dlmc_benchmark_shape(matrix)))
+        except (KeyError, FileNotFoundError, ValueError):
+            _dlmc_cache[matrix] = None
     return _dlmc_cache[matrix]
 
 

@@ -1,0 +1,160 @@
+"""Shared helpers of the asv suite (after SciPy's ``benchmarks/benchmarks/common.py``).
+
+Rules every benchmark module follows:
+
+* ``params``/``param_names`` are fixed lists, never computed from what is
+  installed: the backend axis is always ``BACKENDS``, so results from different
+  machines line up in one asv site. A backend that is not registered, cannot run
+  here, or raises ``Unsupported`` for the kernel/format/dtype makes ``setup``
+  raise ``NotImplementedError``: asv shows n/a.
+* ``setup`` does everything that is not the operation: problem generation,
+  ``backend.prepare`` (conversion, upload, compilation) and one warm-up call.
+  ``time_<kernel>`` calls only the prepared plan, which synchronises itself.
+* ``track_error`` records the relative error of the warm-up call's result
+  against the float64 oracle (``sparsekit.check``); it does not rerun anything.
+* Shapes are strings (``"2048x2048x64"``: m x k x n of the product) so that the
+  report can pair a sparse benchmark with ``DenseMM`` at its dense-equivalent
+  shape on the same backend (``sparsekit report``).
+* ``SPARSEKIT_FULL=1`` in the environment selects the large grid (``grid``).
+
+The module imports no backend and nothing heavy at import time: a process that
+only finds out its backend is unavailable exits quickly.
+"""
+from __future__ import annotations
+
+import abc
+import os
+
+#: every backend the project knows, in a fixed order (never what is installed)
+BACKENDS = ["numpy", "cpu", "opencl", "cupy", "lava", "lava-fixed", "torch"]
+
+#: the large grid, selected with SPARSEKIT_FULL=1
+FULL = os.environ.get("SPARSEKIT_FULL", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+DTYPE = "float32"
+SEED = 0
+
+#: default-grid weight sparsities of the sweeps
+SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
+SPARSITIES_FULL = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995]
+
+
+def grid(default, full):
+    """``full`` when SPARSEKIT_FULL=1, else ``default`` (both fixed lists)."""
+    return list(full if FULL else default)
+
+
+def shape(*dims) -> str:
+    """``shape(2048, 2048, 64)`` -> ``"2048x2048x64"``."""
+    return "x".join(str(int(d)) for d in dims)
+
+
+def dims(shape_str: str) -> tuple[int, ...]:
+    """``"2048x2048x64"`` -> ``(2048, 2048, 64)``."""
+    return tuple(int(t) for t in shape_str.split("x"))
+
+
+def dlmc_shape(matrix: str) -> str:
+    """Dense-equivalent m x k x n of a DLMC matrix at its original benchmark N."""
+    from sparsekit import io
+
+    return shape(*io.dlmc_benchmark_shape(matrix))
+
+
+def require_backend(name: str, kernel: str, fmt: str | None = None, dtype: str = DTYPE):
+    """The backend instance, or ``NotImplementedError`` (asv: n/a) saying why not.
+
+    Checks the cheap registry record first (no backend import, no problem
+    generated) so that unavailable combinations cost next to nothing.
+    """
+    import sparsekit
+    from sparsekit import registry
+
+    records = {r.name: r for r in sparsekit.backends()}
+    rec = records.get(name)
+    if rec is None:
+        raise NotImplementedError(f"backend {name!r} is not installed (registered: {', '.join(records) or 'none'})")
+    if not rec.available:
+        raise NotImplementedError(f"backend {name!r} is unavailable: {rec.reason}")
+    if rec.kernels and kernel not in rec.kernels:
+        raise NotImplementedError(f"backend {name!r} has no {kernel} kernel")
+    if fmt is not None and rec.kernels and fmt not in tuple(rec.kernels.get(kernel, ())):
+        raise NotImplementedError(f"backend {name!r} does not do {kernel} in format {fmt!r}")
+    if rec.dtypes and dtype not in rec.dtypes:
+        raise NotImplementedError(f"backend {name!r} does not do dtype {dtype}")
+    try:
+        return registry.backend(name)
+    except (sparsekit.BackendUnavailable, sparsekit.UnknownBackendError) as e:
+        raise NotImplementedError(str(e)) from None
+
+
+def prepare(backend, problem):
+    """``backend.prepare(problem)`` plus one warm-up call; ``Unsupported`` -> n/a."""
+    import sparsekit
+
+    try:
+        plan = backend.prepare(problem)
+    except sparsekit.Unsupported as e:
+        raise NotImplementedError(f"{backend.name}: {e.reason}") from None
+    plan()  # warm-up: caches, lazy allocation, JIT; its result is what track_error checks
+    return plan
+
+
+class KernelBenchmark(abc.ABC):
+    """Base of every benchmark class: ``params[0]`` is the backend.
+
+    Subclasses set ``kernel``, ``params``, ``param_names`` and implement
+    ``problem_params(*rest)`` (the keyword arguments of ``sparsekit.make_problem``
+    for the remaining parameters), and define ``time_<kernel>`` calling
+    ``self.plan()``. Abstract, so asv does not collect it as a benchmark itself.
+    """
+
+    kernel = ""
+    #: storage format asked of the backend (spmm), checked before generating
+    format = None
+
+    # asv timing protocol: calibrated ``number`` so one sample lasts >= sample_time,
+    # 3 to 10 samples within 2 s, one round (setup already made the warm-up call)
+    timeout = 180
+    number = 0
+    repeat = (3, 10, 2.0)
+    sample_time = 0.02
+    rounds = 1
+    warmup_time = 0.0
+    #: bump only when a benchmark's meaning changes (asv drops older results)
+    version = "1"
+
+    @abc.abstractmethod
+    def problem_params(self, *params) -> dict:
+        """make_problem keyword arguments for the parameters after the backend."""
+
+    def fmt(self, *params) -> str | None:
+        return self.format
+
+    def setup(self, backend, *params):
+        import sparsekit
+
+        kwargs = self.problem_params(*params)
+        be = require_backend(backend, self.kernel, self.fmt(*params), kwargs.get("dtype", DTYPE))
+        kwargs.setdefault("dtype", DTYPE)
+        kwargs.setdefault("seed", SEED)
+        self.problem = sparsekit.make_problem(self.kernel, **kwargs)
+        self.plan = prepare(be, self.problem)
+
+    def teardown(self, *params):
+        plan = getattr(self, "plan", None)
+        if plan is not None:
+            plan.close()
+
+    def track_error(self, *params):
+        """max|Y - Yref| / max|Yref| of the backend's result (see the kernel's error_unit)."""
+        import sparsekit
+
+        check = sparsekit.check(self.problem, self.plan.result())
+        if not check.ok:
+            import sys
+
+            print(f"{self.problem.describe()}: result fails the oracle check: {check.detail}", file=sys.stderr)
+        return check.error
+
+    track_error.unit = "relative error"
