@@ -104,10 +104,14 @@ def _problem_grid(args) -> list[dict]:
     shape = args.shape
     base: dict = {}
     if k == "lif":
+        if shape is not None and len(shape) > 3:
+            raise ValueError(f"lif: --shape needs N_INxN_OUTxSTEPS, got {'x'.join(map(str, shape))}")
         n_in, n_out, steps = (shape or [1000, 1000, 100]) + [100] * (3 - len(shape or [1, 1, 1]))
         base = {"n_in": n_in, "n_out": n_out, "steps": steps}
     elif k == "kwta":
-        m, n = (shape or [1024, 64])[:2]
+        if shape is not None and len(shape) != 2:
+            raise ValueError(f"kwta: --shape needs MxN, got {'x'.join(map(str, shape))}")
+        m, n = shape or [1024, 64]
         base = {"m": m, "n": n}
     else:
         dims = shape or [1024, 1024, 64]
@@ -120,9 +124,9 @@ def _problem_grid(args) -> list[dict]:
             base[key] = getattr(args, opt)
     if args.blocksize is not None:
         base["blocksize"] = tuple(args.blocksize[:2])
-    if args.weights is not None:
-        base.pop("m", None)
-        base.pop("k", None)
+    if args.weights is not None:  # the file sets the weight matrix's dimensions
+        for key in ("m", "k", "n_in", "n_out"):
+            base.pop(key, None)
         base["weights"] = args.weights
         return [base]
     if k == "moe":

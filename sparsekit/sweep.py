@@ -45,42 +45,20 @@ def sweep(kernel: str, backends: list[str], problems: list[dict], *, dtype="floa
     """
     notes: list[str] = []
     live = []
-    for name in backends:
+    for name in dict.fromkeys(backends):  # each backend once, in the order given
         try:
             live.append(get_backend(name))
         except BackendUnavailable as e:
             notes.append(f"{name}: skipped, {e.reason}")
     spec = get_kernel(kernel)
     rows: list[Row] = []
-    dense_cache: dict[tuple, float | None] = {}
-    total = len(problems) * len(live)
-    bar = _progress(total, progress, f"{kernel}")
-    for params in problems:
-        problem = make_problem(kernel, dtype=dtype, seed=seed, **params)
-        shape = "x".join(str(v) for v in _describe_shape(problem))
-        eq = spec.dense_equivalent(problem) if dense and kernel != "dense_mm" else None
-        for be in live:
-            row = Row(be.name, kernel, shape, spec.sparsity(problem), "ok", params=_jsonable(problem.params))
-            try:
-                plan = be.prepare(problem)
-                t = time_plan(plan, repeat=repeat).median
-                chk = check(problem, plan.result())
-                row.time_s, row.error = t, chk.error
-                if not chk.ok:
-                    row.status, row.detail = "FAIL", chk.detail
-                counts, nbytes = ops(problem), compulsory_bytes(problem)
-                row.gflops, row.gbps = gflops(counts.effective, t), gbps(nbytes, t)
-                if eq is not None:
-                    row.dense_time_s = _dense_time(be, eq, dtype, seed, repeat, dense_cache)
-                    if row.dense_time_s:
-                        row.speedup = row.dense_time_s / t
-            except Unsupported as e:
-                row.status, row.detail = "n/a", e.reason
-            except Exception as e:  # a crashing backend is reported, the sweep goes on
-                row.status, row.detail = "error", f"{type(e).__name__}: {e}"
-            rows.append(row)
-            bar.update(1)
-    bar.close()
+    dense_times: dict[tuple, float | None] = {}  # measured once per sweep, beside its sparse runs
+    bar = _progress(len(problems) * len(live), progress, kernel)
+    try:
+        for params in problems:
+            rows.extend(_run_point(spec, live, params, dtype, seed, repeat, dense, bar, dense_times))
+    finally:  # also when a problem cannot be generated: leave the terminal clean
+        bar.close()
     be_table = {}
     if any(r.speedup is not None for r in rows):
         for be in live:
@@ -89,7 +67,38 @@ def sweep(kernel: str, backends: list[str], problems: list[dict], *, dtype="floa
     return rows, be_table, notes
 
 
+def _run_point(spec, live, params, dtype, seed, repeat, dense, bar, dense_times) -> list[Row]:
+    """One problem on every live backend, each beside its own dense_mm of the equivalent shape."""
+    problem = make_problem(spec.name, dtype=dtype, seed=seed, **params)
+    shape = "x".join(str(v) for v in _describe_shape(problem))
+    eq = spec.dense_equivalent(problem) if dense and spec.name != "dense_mm" else None
+    rows = []
+    for be in live:
+        row = Row(be.name, spec.name, shape, spec.sparsity(problem), "ok", params=_jsonable(problem.params))
+        try:
+            plan = be.prepare(problem)
+            t = time_plan(plan, repeat=repeat).median
+            chk = check(problem, plan.result())
+            row.time_s, row.error = t, chk.error
+            if not chk.ok:
+                row.status, row.detail = "FAIL", chk.detail
+            counts, nbytes = ops(problem), compulsory_bytes(problem)
+            row.gflops, row.gbps = gflops(counts.effective, t), gbps(nbytes, t)
+            if eq is not None:
+                row.dense_time_s = _dense_time(be, eq, dtype, seed, repeat, dense_times)
+                if row.dense_time_s:
+                    row.speedup = row.dense_time_s / t
+        except Unsupported as e:
+            row.status, row.detail = "n/a", e.reason
+        except Exception as e:  # a crashing backend is reported, the sweep goes on
+            row.status, row.detail = "error", f"{type(e).__name__}: {e}"
+        rows.append(row)
+        bar.update(1)
+    return rows
+
+
 def _dense_time(be, eq: dict, dtype, seed, repeat, cache) -> float | None:
+    """Median time of ``be``'s dense_mm at shape ``eq``, measured once per sweep."""
     key = (be.name, _shape_key(eq))
     if key not in cache:
         try:

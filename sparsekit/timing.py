@@ -17,11 +17,12 @@ class Timing:
 def time_plan(plan, repeat: int = 7, min_time: float = 0.05, max_time: float = 5.0) -> Timing:
     """Median seconds per call of ``plan()``.
 
-    One warm-up call (caches, lazy allocation, JIT). Each repeat runs ``number``
-    calls, with ``number`` chosen so a repeat lasts at least ``min_time`` (short
+    One warm-up call (caches, lazy allocation, JIT), then one timed call to choose
+    ``number``. Each repeat runs ``number`` calls, so that a repeat lasts at least ``min_time`` (short
     kernels are otherwise dominated by the clock's resolution); repeats stop early
     once ``max_time`` is spent, keeping at least three.
     """
+    plan()  # warm-up: first-touch page faults and lazy initialisation are not the kernel
     t0 = time.perf_counter()
     plan()
     first = time.perf_counter() - t0
