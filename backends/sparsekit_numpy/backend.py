@@ -154,14 +154,22 @@ class NumpyBackend(Backend):
 
     def _prepare_sddmm(self, p):
         a, b = p.inputs["a"], np.ascontiguousarray(p.inputs["b"].T)
-        rows, cols = SDDMM.coo(p.inputs["mask"])
+        rows, cols = (c.astype(np.intp) for c in SDDMM.coo(p.inputs["mask"]))
         step = max(CHUNK_ELEMENTS // max(a.shape[1], 1), 1)
         out = np.empty(len(rows), dtype=a.dtype)
         spans = [(s, min(s + step, len(rows))) for s in range(0, len(rows), step)]
+        # Gather buffers allocated once: a fresh multi-MB temporary per call made the
+        # timing depend on the allocator's mmap threshold rather than on the kernel.
+        width = min(step, len(rows))
+        ga = np.empty((width, a.shape[1]), dtype=a.dtype)
+        gb = np.empty((width, b.shape[1]), dtype=a.dtype)
 
         def run():
             for lo, hi in spans:
-                np.einsum("ij,ij->i", a[rows[lo:hi]], b[cols[lo:hi]], out=out[lo:hi])
+                n = hi - lo
+                np.take(a, rows[lo:hi], axis=0, out=ga[:n])
+                np.take(b, cols[lo:hi], axis=0, out=gb[:n])
+                np.einsum("ij,ij->i", ga[:n], gb[:n], out=out[lo:hi])
             return out
 
         return Plan(run)
