@@ -178,6 +178,41 @@ def gamma(k: int, dtype: str) -> float:
     return k * u / max(1.0 - k * u, 1e-3)
 
 
+class ProductSpec(KernelSpec):
+    """A kernel that is an m x k x n product, or a part of one: reduction length k, the
+    swept sparsity recorded in params, and the full m x k x n dense_mm as its dense
+    equivalent."""
+
+    def depth(self, problem):
+        return problem.params["k"]
+
+    def sparsity(self, problem):
+        return problem.params["sparsity"]
+
+    def dense_equivalent(self, problem):
+        return {key: problem.params[key] for key in ("m", "k", "n")}
+
+
+class SparseWeightsProduct(ProductSpec):
+    """Y = W @ X with W a CSR input ``w`` and X a dense input ``x`` (which may hold zeros)."""
+
+    def reference(self, problem, absolute=False):
+        w = problem.inputs["w"].astype(np.float64)
+        x = problem.inputs["x"].astype(np.float64)
+        if absolute:
+            w, x = abs(w), np.abs(x)
+        return np.asarray(w @ x)
+
+    def ops(self, problem):
+        w, x = problem.inputs["w"], problem.inputs["x"]
+        return Ops(w.shape[0] * w.shape[1] * x.shape[1], effective_macs(nonzero_counts(w, 0), nonzero_counts(x, 1)))
+
+    def depth(self, problem):
+        # each output sums one row of W: the longest row is the longest reduction
+        w = problem.inputs["w"]
+        return int(np.diff(w.indptr).max()) if w.shape[0] else 0
+
+
 def _as_result(result, shape, kernel: str) -> np.ndarray:
     got = np.asarray(result)
     if got.shape != tuple(shape):

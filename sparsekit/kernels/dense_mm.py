@@ -5,10 +5,10 @@ import numpy as np
 
 from .. import patterns
 from ._weights import dense_operand
-from .base import KernelSpec, Ops, dim, effective_macs, nonzero_counts
+from .base import ProductSpec, Ops, dim, effective_macs, nonzero_counts
 
 
-class DenseMM(KernelSpec):
+class DenseMM(ProductSpec):
     """Inputs: ``w`` (m x k ndarray), ``x`` (k x n ndarray). Result: ``w @ x`` (m x n).
 
     ``sparsity`` zeroes that fraction of W (uniform positions) without changing
@@ -30,6 +30,9 @@ class DenseMM(KernelSpec):
         params["sparsity"] = 1.0 - np.count_nonzero(w) / w.size
         return params, {"w": w, "x": x}
 
+    def sparsity(self, problem):
+        return 0.0  # zeros in W change nothing: all of it is computed
+
     def reference(self, problem, absolute=False):
         w, x = problem.inputs["w"].astype(np.float64), problem.inputs["x"].astype(np.float64)
         return np.abs(w) @ np.abs(x) if absolute else w @ x
@@ -41,9 +44,3 @@ class DenseMM(KernelSpec):
     def compulsory_bytes(self, problem):
         w, x = problem.inputs["w"], problem.inputs["x"]
         return (w.size + x.size + w.shape[0] * x.shape[1]) * w.itemsize
-
-    def depth(self, problem):
-        return problem.params["k"]
-
-    def dense_equivalent(self, problem):
-        return {key: problem.params[key] for key in ("m", "k", "n")}

@@ -7,10 +7,10 @@ import numpy as np
 
 from .. import patterns
 from ._weights import dense_operand
-from .base import KernelSpec, Ops, dim, effective_macs, nonzero_counts
+from .base import ProductSpec, Ops, dim, effective_macs, nonzero_counts
 
 
-class GatherMM(KernelSpec):
+class GatherMM(ProductSpec):
     """Inputs: ``w`` (m x k ndarray), ``x`` (k x n ndarray), ``rows`` (int64 array of r
     distinct row indices, in the order the selector gave them). Result: ``w[rows] @ x``
     (r x n). A good backend reads only the selected rows and never builds W[rows].
@@ -68,12 +68,3 @@ class GatherMM(KernelSpec):
         w, x, rows = problem.inputs["w"], problem.inputs["x"], problem.inputs["rows"]
         r = len(rows)
         return (r * w.shape[1] + x.size + r * x.shape[1]) * w.itemsize + r * 8
-
-    def depth(self, problem):
-        return problem.params["k"]
-
-    def sparsity(self, problem):
-        return problem.params["sparsity"]
-
-    def dense_equivalent(self, problem):
-        return {"m": problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}

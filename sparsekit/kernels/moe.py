@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import dtypes
 from ._weights import dense_operand
-from .base import KernelSpec, Ops, accumulation_bound, dim, gamma
+from .base import KernelSpec, Ops, accumulation_bound, dim
 
 
 def route(logits: np.ndarray, top_k: int):

@@ -5,10 +5,10 @@ import numpy as np
 
 from .. import patterns
 from ._weights import dense_operand
-from .base import KernelSpec, Ops, dim
+from .base import ProductSpec, Ops, dim
 
 
-class SDDMM(KernelSpec):
+class SDDMM(ProductSpec):
     """Inputs: ``a`` (m x k), ``b`` (k x n), ``mask`` (m x n canonical CSR of ones).
     Result: the values of A @ B at the mask's nonzeros, a 1-D array of length nnz in
     the mask's CSR order (row by row, columns ascending).
@@ -61,12 +61,3 @@ class SDDMM(KernelSpec):
     def compulsory_bytes(self, problem):
         a, b, mask = problem.inputs["a"], problem.inputs["b"], problem.inputs["mask"]
         return (a.size + b.size + mask.nnz) * a.itemsize + mask.nnz * 4 + (mask.shape[0] + 1) * 4
-
-    def depth(self, problem):
-        return problem.params["k"]
-
-    def sparsity(self, problem):
-        return problem.params["sparsity"]
-
-    def dense_equivalent(self, problem):
-        return {"m": problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}

@@ -1,16 +1,15 @@
 """sparse_sparse: W sparse @ X whose columns are k-WTA sparse (weights and activations both)."""
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
 
 from .. import patterns
 from ._weights import WEIGHT_DEFAULTS, csr_bytes, dense_operand, sparse_weights
-from .base import KernelSpec, Ops, dim, effective_macs, nonzero_counts
+from .base import SparseWeightsProduct, dim
 from .kwta import kwta_reference
 
 
-class SparseSparse(KernelSpec):
+class SparseSparse(SparseWeightsProduct):
     """Inputs: ``w`` (m x k canonical CSR), ``x`` (k x n ndarray in which every column keeps
     its ``act_k`` largest entries, the output of a k-WTA layer) and ``x_csc`` (the same X
     as scipy.sparse CSC, for backends that consume compressed activations).
@@ -39,28 +38,7 @@ class SparseSparse(KernelSpec):
         params["act_sparsity"] = 1.0 - act_k / k
         return params, {"w": w, "x": x, "x_csc": sp.csc_matrix(x)}
 
-    def reference(self, problem, absolute=False):
-        w = problem.inputs["w"].astype(np.float64)
-        x = problem.inputs["x"].astype(np.float64)
-        if absolute:
-            w, x = abs(w), np.abs(x)
-        return np.asarray(w @ x)
-
-    def ops(self, problem):
-        w, x = problem.inputs["w"], problem.inputs["x"]
-        return Ops(w.shape[0] * w.shape[1] * x.shape[1], effective_macs(nonzero_counts(w, 0), nonzero_counts(x, 1)))
-
     def compulsory_bytes(self, problem):
         w, xc = problem.inputs["w"], problem.inputs["x_csc"]
         item = problem.inputs["x"].itemsize
         return csr_bytes(w.nnz, w.shape[0], item) + csr_bytes(xc.nnz, xc.shape[1], item) + w.shape[0] * xc.shape[1] * item
-
-    def depth(self, problem):
-        w = problem.inputs["w"]
-        return int(np.diff(w.indptr).max()) if w.shape[0] else 0
-
-    def sparsity(self, problem):
-        return problem.params["sparsity"]
-
-    def dense_equivalent(self, problem):
-        return {"m": problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}

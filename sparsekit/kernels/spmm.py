@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._weights import WEIGHT_DEFAULTS, csr_bytes, dense_operand, sparse_weights
-from .base import KernelSpec, Ops, dim, effective_macs, nonzero_counts
+from .base import SparseWeightsProduct, dim
 
 FORMATS = ("csr", "bsr", "nm")
 
 
-class SpMM(KernelSpec):
+class SpMM(SparseWeightsProduct):
     """Inputs: ``w`` (m x k canonical scipy.sparse CSR in the problem dtype), ``x`` (k x n ndarray).
     Result: ``w @ x`` (m x n).
 
@@ -54,28 +54,6 @@ class SpMM(KernelSpec):
         r = int(lengths[0]) if len(lengths) else 0
         return w.data.reshape(w.shape[0], r), w.indices.reshape(w.shape[0], r)
 
-    def reference(self, problem, absolute=False):
-        w = problem.inputs["w"].astype(np.float64)
-        x = problem.inputs["x"].astype(np.float64)
-        if absolute:
-            w = abs(w)
-            x = np.abs(x)
-        return np.asarray(w @ x)
-
-    def ops(self, problem):
-        w, x = problem.inputs["w"], problem.inputs["x"]
-        return Ops(w.shape[0] * w.shape[1] * x.shape[1], effective_macs(nonzero_counts(w, 0), nonzero_counts(x, 1)))
-
     def compulsory_bytes(self, problem):
         w, x = problem.inputs["w"], problem.inputs["x"]
         return csr_bytes(w.nnz, w.shape[0], x.itemsize) + (x.size + w.shape[0] * x.shape[1]) * x.itemsize
-
-    def depth(self, problem):
-        w = problem.inputs["w"]
-        return int(np.diff(w.indptr).max()) if w.shape[0] else 0
-
-    def sparsity(self, problem):
-        return problem.params["sparsity"]
-
-    def dense_equivalent(self, problem):
-        return {"m": problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}

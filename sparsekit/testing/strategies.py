@@ -48,7 +48,7 @@ from sparsekit import patterns as _patterns
 from sparsekit.problem import Problem
 
 __all__ = [
-    "DTYPES", "GENERATED_PATTERNS", "MAX_SIDE", "Mask", "RawCSR", "SPARSE_INPUT_KERNELS",
+    "DTYPES", "GENERATED_PATTERNS", "MAX_SIDE", "Mask", "RawCSR",
     "blocksizes", "nm_ratios", "csr_matrices", "csr_parts", "dtypes", "kwta_activations", "kwta_problem",
     "malformed_csr_parts", "masks", "pattern_options", "possible_dtypes", "problem_kwargs", "problems",
     "seeds", "shapes", "sides", "sparsity_levels", "sparsity_patterns",
