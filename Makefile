@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsekit-installed
 # Optional backends that can run on this machine. Later backends add their
 # extras here (with any special install step below).
-EXTRAS ?= cpu,test,bench
+EXTRAS ?= cpu,opencl,test,bench
 
 # Thread pools pinned deliberately so results are comparable between runs:
 # every library may use all cores, but they never run at the same time
@@ -16,6 +16,7 @@ export OPENBLAS_NUM_THREADS ?= $(NPROC)
 export OMP_NUM_THREADS ?= $(NPROC)
 export MKL_NUM_THREADS ?= $(NPROC)
 export NUMBA_NUM_THREADS ?= $(NPROC)
+export POCL_MAX_PTHREAD_COUNT ?= $(NPROC)
 
 .PHONY: test bench html report venv clean
 
