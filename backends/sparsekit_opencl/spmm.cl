@@ -18,33 +18,33 @@
 #endif
 #define WCOLS (VW * NV)
 
-/* CSR scalar: one work-item per (row i, WCOLS columns): it walks row i alone.
- * The strategy for short and medium rows. */
-__kernel void csr_scalar(const int M, const int NP,
-                         __global const int* restrict ptr, __global const int* restrict idx,
-                         __global const REAL* restrict val, __global const REAL* restrict X,
-                         __global REAL* restrict Y)
+/* Row i of Y at columns j0 .. j0+WCOLS: the sum over t < count of val[e] * X[idx[e], :]
+ * with e = base + t * step. CSR rows (step 1) and ELL rows (step 1 row-major, M
+ * column-major) are the same walk; only where a row's entries lie differs. */
+inline void sparse_row_times_x(const size_t base, const size_t step, const int count,
+                               const int i, const int j0, const int NP,
+                               __global const int* restrict idx, __global const REAL* restrict val,
+                               __global const REAL* restrict X, __global REAL* restrict Y)
 {
-    const int j0 = get_global_id(0) * WCOLS, i = get_global_id(1);
-    if (i >= M || j0 >= NP) return;
     VACC acc[SPLIT][NV];
     #pragma unroll
     for (int s = 0; s < SPLIT; s++)
         #pragma unroll
         for (int v = 0; v < NV; v++) acc[s][v] = (VACC)(ZERO);
-    int p = ptr[i];
-    const int end = ptr[i + 1];
-    for (; p + SPLIT <= end; p += SPLIT)
+    int t = 0;
+    for (; t + SPLIT <= count; t += SPLIT)
         #pragma unroll
         for (int s = 0; s < SPLIT; s++) {
-            const ACC w = LD(val, p + s);
-            const size_t xo = (size_t)idx[p + s] * NP + j0;
+            const size_t e = base + (size_t)(t + s) * step;
+            const ACC w = LD(val, e);
+            const size_t xo = (size_t)idx[e] * NP + j0;
             #pragma unroll
             for (int v = 0; v < NV; v++) acc[s][v] = w * VLD(X, xo + v * VW) + acc[s][v];
         }
-    for (; p < end; p++) {
-        const ACC w = LD(val, p);
-        const size_t xo = (size_t)idx[p] * NP + j0;
+    for (; t < count; t++) {
+        const size_t e = base + (size_t)t * step;
+        const ACC w = LD(val, e);
+        const size_t xo = (size_t)idx[e] * NP + j0;
         #pragma unroll
         for (int v = 0; v < NV; v++) acc[0][v] = w * VLD(X, xo + v * VW) + acc[0][v];
     }
@@ -54,6 +54,18 @@ __kernel void csr_scalar(const int M, const int NP,
         for (int s = 1; s < SPLIT; s++) acc[0][v] += acc[s][v];
         VST(Y, (size_t)i * NP + j0 + v * VW, acc[0][v]);
     }
+}
+
+/* CSR scalar: one work-item per (row i, WCOLS columns): it walks row i alone.
+ * The strategy for short and medium rows. */
+__kernel void csr_scalar(const int M, const int NP,
+                         __global const int* restrict ptr, __global const int* restrict idx,
+                         __global const REAL* restrict val, __global const REAL* restrict X,
+                         __global REAL* restrict Y)
+{
+    const int j0 = get_global_id(0) * WCOLS, i = get_global_id(1);
+    if (i >= M || j0 >= NP) return;
+    sparse_row_times_x(ptr[i], 1, ptr[i + 1] - ptr[i], i, j0, NP, idx, val, X, Y);
 }
 
 #ifdef VLANES
@@ -138,32 +150,5 @@ __kernel void ell(const int M, const int NP, const int R,
 {
     const int j0 = get_global_id(0) * WCOLS, i = get_global_id(1);
     if (i >= M || j0 >= NP) return;
-    VACC acc[SPLIT][NV];
-    #pragma unroll
-    for (int s = 0; s < SPLIT; s++)
-        #pragma unroll
-        for (int v = 0; v < NV; v++) acc[s][v] = (VACC)(ZERO);
-    int t = 0;
-    for (; t + SPLIT <= R; t += SPLIT)
-        #pragma unroll
-        for (int s = 0; s < SPLIT; s++) {
-            const size_t e = ELL_AT(t + s, i);
-            const ACC w = LD(vals, e);
-            const size_t xo = (size_t)cols[e] * NP + j0;
-            #pragma unroll
-            for (int v = 0; v < NV; v++) acc[s][v] = w * VLD(X, xo + v * VW) + acc[s][v];
-        }
-    for (; t < R; t++) {
-        const size_t e = ELL_AT(t, i);
-        const ACC w = LD(vals, e);
-        const size_t xo = (size_t)cols[e] * NP + j0;
-        #pragma unroll
-        for (int v = 0; v < NV; v++) acc[0][v] = w * VLD(X, xo + v * VW) + acc[0][v];
-    }
-    #pragma unroll
-    for (int v = 0; v < NV; v++) {
-        #pragma unroll
-        for (int s = 1; s < SPLIT; s++) acc[0][v] += acc[s][v];
-        VST(Y, (size_t)i * NP + j0 + v * VW, acc[0][v]);
-    }
+    sparse_row_times_x(ELL_AT(0, i), ELL_AT(1, i) - ELL_AT(0, i), R, i, j0, NP, cols, vals, X, Y);
 }
