@@ -4,9 +4,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsekit-installed
-# Optional backends that can run on this machine. Later backends add their
-# extras here (with any special install step below).
-EXTRAS ?= cpu,opencl,test,bench
+# Optional backends that can run on this machine, plus what the workloads, the
+# HTML report, the tests and asv need. cupy is added only where nvidia-smi exists.
+EXTRAS ?= cpu,opencl,torch,lava,workloads,report,test,bench$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)cupy,)
+comma := ,
+# lava-nc 0.10.0 declares Python <3.11 and numpy<2 but is pure Python and runs on
+# both (see backends/sparsekit_lava/_compat.py); its real dependencies are the
+# `lava` extra, so it is installed without its declared ones.
+LAVA_NC ?= lava-nc==0.10.0
 
 # Thread pools pinned deliberately so results are comparable between runs:
 # every library may use all cores, but they never run at the same time
@@ -26,6 +31,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python "$(LAVA_NC)"
 	@touch $(STAMP)
 
 test: $(STAMP)

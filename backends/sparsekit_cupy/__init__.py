@@ -1,0 +1,3 @@
+"""sparsekit backend ``cupy`` (placeholder until implemented)."""
+def info():
+    return {"name": "cupy", "device": "?", "kernels": {}, "dtypes": [], "probe": lambda: "not implemented yet"}
