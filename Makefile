@@ -48,14 +48,28 @@ ASV_LAUNCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),spawn,forkserver)
 bench: $(STAMP)
 	@test -f ~/.asv-machine.json && grep -q '"$(MACHINE)"' ~/.asv-machine.json || $(BIN)/asv machine --yes --machine $(MACHINE)
 	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) HEAD^!; rc=$$?; \
+	py=$$(ls -t .asv/env/*/bin/python 2>/dev/null | head -n 1); \
+	$${py:-$(BIN)/python} sparsekit/versions.py > results/$(MACHINE)/versions.txt; \
 	$(MAKE) --no-print-directory html report && exit $$rc
 
+# The asv site of every machine in results/, made to render offline: the
+# JavaScript it loads from CDNs comes from the npm registry at pinned versions
+# (tools/asv_offline/package-lock.json) and is copied into html/vendor/. asv
+# publish empties html/, so the report (html/report/) is written again after it.
+ASV_OFFLINE := tools/asv_offline
 html: $(STAMP)
 	$(BIN)/asv publish
+	@if command -v npm >/dev/null 2>&1; then \
+	  test $(ASV_OFFLINE)/node_modules/.package-lock.json -nt $(ASV_OFFLINE)/package-lock.json || \
+	    (cd $(ASV_OFFLINE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || exit 1; \
+	  $(BIN)/python $(ASV_OFFLINE)/rewrite.py html || exit 1; \
+	else echo "asv site: npm not found, so html/index.html loads its JavaScript from CDNs (install Node.js for an offline site)"; fi
+	@$(BIN)/sparsekit report --json > /dev/null || true
 	@echo "asv site: html/index.html"
 
+# Every machine's results: terminal tables, and html/report/index.html (path printed last).
 report: $(STAMP)
-	$(BIN)/sparsekit report --machine $(MACHINE)
+	$(BIN)/sparsekit report
 
 clean:
 	rm -rf html .asv build *.egg-info

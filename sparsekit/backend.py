@@ -90,6 +90,15 @@ class Backend:
     def versions(self) -> dict:
         return {}
 
+    def error_allowance(self, problem: Problem):
+        """Extra elementwise |Y - Yref| this backend's arithmetic is allowed, beyond the dtype's
+        rounding bound (``sparsekit.check(p, y, backend=...)`` adds it), or None (the default).
+
+        Only for a backend that computes in its own number format on purpose and documents
+        the rule the allowance is derived from (lava-fixed: Loihi fixed point).
+        """
+        return None
+
     def prepare(self, problem: Problem) -> Plan:
         if not isinstance(problem, Problem):
             raise TypeError(f"prepare() takes a sparsekit Problem, got {type(problem).__name__}")
@@ -103,3 +112,14 @@ class Backend:
         if problem.dtype not in self.dtypes:
             raise Unsupported(f"backend {self.name!r} does not do dtype {problem.dtype} (it does {', '.join(self.dtypes)})")
         return getattr(self, f"_prepare_{problem.kernel}")(problem)
+
+    def stream(self, kind: str, n_bytes: int) -> Plan | None:
+        """A Plan running one STREAM ``kind`` ("copy" or "triad") pass over float64 arrays of
+        ``n_bytes`` each, for ``sparsekit calibrate``; None if the backend cannot say.
+
+        The default streams host memory with a thread per core (``sparsekit.calibrate.host_stream``);
+        a backend whose data lives on a device (or streams with its own threads) overrides it.
+        """
+        from .calibrate import host_stream
+
+        return host_stream(kind, n_bytes)

@@ -2,12 +2,30 @@
 
     sparsekit backends [--json]
     sparsekit run KERNEL --backend numpy,cpu --shape 4096x4096x128 --sparsity 0.5,0.9,0.99
-                  [--pattern P] [--format F] [--weights FILE] [--matrix NAME] [--dtype D]
-                  [--seed S] [--repeat R] [--json]
-    sparsekit report [--results DIR] [--machine NAME] [--json]
+                  [--pattern P] [--format F] [--blocksize BxB] [--weights FILE] [--matrix NAME]
+                  [--experts E] [--top-k K] [--dtype D] [--seed S] [--repeat R]
+                  [--timeout SECONDS] [--in-process] [--force] [--output FILE.json]
+                  [--json] [--no-progress]
+    sparsekit run RECIPE --backend ... [--seed S] [--repeat R] [--quick] [--json] [--no-progress]
+    sparsekit calibrate [--backend B] [--results DIR] [--machine NAME] [--quick] [--json] [--no-progress]
+    sparsekit report [--results DIR] [--machine NAME] [--json] [--html DIR | --no-html]
 
-Exit status: 0 on success, 1 when a result failed its correctness check or
-nothing could run, 2 on bad usage (unknown kernel, backend, malformed option).
+``run`` executes each backend in its own worker process with a per-problem
+``--timeout``: a backend that crashes, hangs, raises or runs out of memory is a
+row marked ``crashed``/``timeout``/``error``/``oom`` with the reason, and
+everything else is still printed and saved (``--in-process`` turns this off,
+for debugging). ``--output`` rewrites a JSON result file atomically after every
+row; ``--json`` prints the same document (schema:
+``sparsekit/schemas/run.schema.json``, draft 2020-12). A problem whose
+estimated footprint exceeds the available memory is refused unless ``--force``.
+
+Exit status (every command):
+
+    0    success
+    1    a result failed its correctness check (FAIL), or nothing could run
+    2    bad usage: unknown kernel/backend, malformed option, unreadable input file, problem too large
+    3    a backend crashed, hung (timeout), raised or ran out of memory (and nothing FAILed)
+    130  interrupted (Ctrl-C or SIGTERM); what finished is printed and saved
 """
 from __future__ import annotations
 
@@ -15,9 +33,16 @@ import argparse
 import json
 import sys
 
-from tabulate import tabulate
-
 from . import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_CODES = """exit status:
+  0    success
+  1    a result failed its correctness check (FAIL), or nothing could run
+  2    bad usage (unknown kernel/backend, malformed option, bad input file, problem too large)
+  3    a backend crashed, hung (timeout), raised or ran out of memory
+  130  interrupted (Ctrl-C or SIGTERM); finished rows are still printed and saved"""
 
 
 def _floats(text: str) -> list[float]:
@@ -37,16 +62,56 @@ def _shape(text: str) -> list[int]:
     return dims
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sparsekit", description="Where does sparse beat dense, on this hardware?")
+def _seconds(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"--timeout must be >= 0 (0: no limit), got {text!r}")
+    return v or None
+
+
+def _recipes() -> dict:
+    """Workload recipes (``sparsekit.workloads.RECIPES``); empty when that package cannot be imported."""
+    try:
+        from . import workloads
+    except Exception:  # noqa: BLE001 - a broken recipe module must not break `sparsekit run KERNEL`
+        return {}
+    return dict(getattr(workloads, "RECIPES", {}) or {})
+
+
+def _run_epilog(with_recipes: bool) -> str:
+    from .kernels import kernels
+
+    text = "kernels: " + ", ".join(kernels())
+    if with_recipes:
+        rec = _recipes()
+        if rec:
+            text += "\nworkload recipes (sparsekit run NAME):\n" + "\n".join(
+                f"  {name:12s} {getattr(r, 'help', '')}" for name, r in rec.items())
+    return text + "\n\n" + EXIT_CODES
+
+
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
+    raw = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog="sparsekit", description="Where does sparse beat dense, on this hardware?",
+                                 epilog=EXIT_CODES, formatter_class=raw)
     ap.add_argument("--version", action="version", version=f"sparsekit {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("backends", help="list registered backends, available or not (with the reason)")
-    b.add_argument("--json", action="store_true")
+    b = sub.add_parser("backends", help="list registered backends, available or not (with the reason)",
+                       description="List every registered backend, available or not (with the reason), "
+                                   "without importing any heavy library.", epilog=EXIT_CODES, formatter_class=raw)
+    b.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
-    r = sub.add_parser("run", help="sweep one kernel over sparsity levels on some backends")
-    r.add_argument("kernel")
+    # recipe names are only looked up when the command is `run` (keeps `backends` light)
+    r = sub.add_parser("run", help="sweep one kernel over sparsity levels, or run a workload recipe",
+                       description="Sweep KERNEL over sparsity levels on some backends (each in a worker "
+                                   "process), or run a workload RECIPE.",
+                       epilog=_run_epilog("run" in argv), formatter_class=raw)
+    r.add_argument("kernel", metavar="KERNEL|RECIPE", help="a kernel of the catalogue or a workload recipe (below)")
     r.add_argument("--backend", default="numpy,cpu", help="comma-separated backend names (default: numpy,cpu)")
     r.add_argument("--shape", type=_shape, default=None,
                    help="MxKxN for products; MxN for kwta; N_INxN_OUTxSTEPS for lif (default 1024x1024x64)")
@@ -59,33 +124,68 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--experts", type=int, default=None, help="moe: number of experts")
     r.add_argument("--top-k", type=int, default=None, help="moe: experts per token")
     r.add_argument("--dtype", default="float32")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="problem seed (recorded in the output)")
     r.add_argument("--repeat", type=int, default=7, help="timed repeats per point (median kept)")
-    r.add_argument("--json", action="store_true")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--timeout", type=_seconds, default=600.0, metavar="SECONDS",
+                   help="per problem and backend, prepare + dense baseline + timing included; a backend "
+                        "past it is killed and marked timeout (default 600; 0: no limit)")
+    r.add_argument("--in-process", action="store_true",
+                   help="run backends in this process, without workers: no crash or hang protection (debugging)")
+    r.add_argument("--force", action="store_true",
+                   help="run problems whose estimated memory footprint exceeds the memory available")
+    r.add_argument("--output", default=None, metavar="FILE.json",
+                   help="write the results (same document as --json) to FILE, rewritten after every row")
+    r.add_argument("--quick", action="store_true", help="recipes: smaller problems and fewer repeats")
+    r.add_argument("--json", action="store_true", help="print a JSON document (schema: sparsekit/schemas/run.schema.json)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    rep = sub.add_parser("report", help="break-even summary from asv results")
+    c = sub.add_parser("calibrate", help="measure each backend's peak GFLOP/s and bandwidth (roofline limits)",
+                       description="Measure each backend's attainable peak (float32 GEMM) and memory bandwidth "
+                                   "(STREAM triad) and save them beside the results; `run` then reports the "
+                                   "fraction of this roofline each kernel reaches.",
+                       epilog=EXIT_CODES, formatter_class=raw)
+    try:
+        from .calibrate import configure_parser
+    except ImportError as e:
+        c.set_defaults(calibrate_unavailable=f"sparsekit.calibrate cannot be imported ({e})")
+    else:
+        configure_parser(c)
+
+    rep = sub.add_parser("report", help="break-even summary from asv results, and the HTML report",
+                         description="Print the break-even summary of the asv results and write the HTML report.",
+                         epilog=EXIT_CODES, formatter_class=raw)
     rep.add_argument("--results", default="results", help="asv results folder (default: results)")
     rep.add_argument("--machine", default=None, help="only this machine's results")
-    rep.add_argument("--json", action="store_true")
+    rep.add_argument("--json", action="store_true", help="print the break-even rows as JSON")
+    html = rep.add_mutually_exclusive_group()
+    html.add_argument("--html", default=None, metavar="DIR",
+                      help="folder of the HTML report (default: html/report beside the results folder)")
+    html.add_argument("--no-html", action="store_true", help="do not write the HTML report")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(argv).parse_args(argv)
     try:
         if args.command == "backends":
             return _cmd_backends(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args)
         return _cmd_report(args)
     except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"sparsekit: error: {msg}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sparsekit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _cmd_backends(args) -> int:
+    from tabulate import tabulate
+
     from .registry import backends
 
     recs = backends()
@@ -93,10 +193,10 @@ def _cmd_backends(args) -> int:
         print(json.dumps([{"name": r.name, "available": r.available, "reason": r.reason, "device": r.device,
                            "kernels": {k: list(v) for k, v in r.kernels.items()}, "dtypes": list(r.dtypes)}
                           for r in recs], indent=2))
-        return 0
+        return EXIT_OK
     table = [[r.name, "yes" if r.available else "no", r.device, ", ".join(r.kernels), r.reason] for r in recs]
     print(tabulate(table, headers=["name", "available", "device", "kernels", "reason"]))
-    return 0
+    return EXIT_OK
 
 
 def _problem_grid(args) -> list[dict]:
@@ -125,46 +225,191 @@ def _problem_grid(args) -> list[dict]:
     if args.blocksize is not None:
         base["blocksize"] = tuple(args.blocksize[:2])
     if args.weights is not None:  # the file sets the weight matrix's dimensions
+        from .io import as_csr
+
         for key in ("m", "k", "n_in", "n_out"):
             base.pop(key, None)
+        # vet the file here, once: a hostile or broken file is a usage error before any worker starts
+        as_csr(args.weights)
         base["weights"] = args.weights
         return [base]
     if k == "moe":
         return [base]  # its sparsity is 1 - top_k/experts
+    for s in args.sparsity:
+        if not 0.0 <= s <= 1.0:
+            raise ValueError(f"--sparsity levels must lie in [0, 1], got {s:g}")
     return [{**base, "sparsity": s} for s in args.sparsity]
 
 
-def _cmd_run(args) -> int:
-    from .kernels import get_kernel
-    from .sweep import rows_as_dicts, sweep
-
-    get_kernel(args.kernel)
-    names = [b.strip() for b in args.backend.split(",") if b.strip()]
+def _backend_list(text: str) -> list[str]:
     from .registry import backend_names
 
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    if not names:
+        raise ValueError("--backend names no backend")
     known = backend_names()
     for name in names:
         if name not in known:
             raise KeyError(f"unknown backend {name!r}: registered are {', '.join(known)}")
-    rows, be, notes = sweep(args.kernel, names, _problem_grid(args), dtype=args.dtype, seed=args.seed,
-                            repeat=args.repeat, progress=not (args.no_progress or args.json))
+    return names
+
+
+def _cmd_run(args) -> int:
+    from .kernels import get_kernel, kernels
+
+    if args.kernel not in kernels():
+        recipes = _recipes()
+        if args.kernel in recipes:
+            return _cmd_recipe(args, recipes[args.kernel])
+        get_kernel(args.kernel)  # UnknownKernelError naming the catalogue
+    return _cmd_sweep(args)
+
+
+def _cmd_recipe(args, recipe) -> int:
+    from tabulate import tabulate
+
+    names = _backend_list(args.backend)
+    res = recipe.run(names, seed=args.seed, repeat=args.repeat, progress=not (args.no_progress or args.json),
+                     quick=args.quick)
+    from .runfile import clean, write_atomic
+
+    doc = clean({"workload": res.name, "data": res.data, "notes": list(res.notes)})  # strict JSON: NaN -> null
+    if args.output:
+        write_atomic(args.output, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for title, headers, rows in res.tables:
+            print(title)
+            print(tabulate(rows, headers=headers))
+            print()
+        for note in res.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return EXIT_FAIL if res.failed else EXIT_OK
+
+
+def _cmd_sweep(args) -> int:
+    from tabulate import tabulate
+
+    from . import runfile
+    from .kernels import get_kernel
+    from .resources import check_fits
+    from .sweep import FAULTS, break_even_table, sweep
+
+    get_kernel(args.kernel)
+    names = _backend_list(args.backend)
+    grid = _problem_grid(args)
+    if not args.force:
+        for params in grid:
+            check_fits(args.kernel, params, args.dtype)  # TooLarge (a ValueError): exit 2 with the sizes
+    roof = _Roofline(args.kernel)
+    record = runfile.RunRecord(args.kernel, names, dtype=args.dtype, seed=args.seed, argv=sys.argv,
+                               isolated=not args.in_process, timeout=args.timeout, path=args.output)
+    rows: list = []
+
+    def on_row(row) -> None:
+        roof.fill(row)
+        rows.append(row)
+        record.add(row)
+
+    interrupted = False
+    notes: list[str] = []
+    restore = _sigterm_as_interrupt()
+    try:
+        rows, be, notes = sweep(args.kernel, names, grid, dtype=args.dtype, seed=args.seed, repeat=args.repeat,
+                                progress=not (args.no_progress or args.json), isolate=not args.in_process,
+                                timeout=args.timeout, on_row=on_row, on_backend=record.backend, notes=notes)
+    except KeyboardInterrupt:  # workers are already killed; keep and report what finished
+        interrupted = True
+        notes.append(f"interrupted: {len(rows)} finished row(s) kept")
+        be = break_even_table(rows, names)
+    finally:
+        restore()
+    notes += roof.notes
+    record.finish(rows, be, notes, interrupted=interrupted)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"rows": rows_as_dicts(rows), "break_even": {k: str(v) for k, v in be.items()},
-                          "notes": notes}, indent=2, default=str))
+        print(json.dumps(record.document(), indent=2))
     else:
+        if roof.hint:
+            print(f"note: {roof.hint}", file=sys.stderr)
+        show_roof = any(r.roofline is not None for r in rows)
         table = [[r.backend, r.shape, _fmt(r.sparsity, ".3f"), _ms(r.time_s), _fmt(r.speedup, ".2f"),
-                  _fmt(r.error, ".1e"), _fmt(r.gflops, ".2f"), _fmt(r.gbps, ".2f"),
-                  r.status + (f": {r.detail}" if r.detail else "")] for r in rows]
+                  _fmt(r.error, ".1e"), _fmt(r.gflops, ".2f"), _fmt(r.gbps, ".2f")]
+                 + ([_fmt(r.roofline, ".1%")] if show_roof else [])
+                 + [r.status + (f": {r.detail}" if r.detail else "")] for r in rows]
         print(tabulate(table, headers=["backend", "shape", "sparsity", "median ms", "vs dense", "error",
-                                       "eff GFLOP/s", "GB/s", "status"]))
+                                       "eff GFLOP/s", "GB/s"] + (["roofline"] if show_roof else []) + ["status"]))
         if be:
             print()
             print(tabulate([[k, str(v)] for k, v in be.items()], headers=["backend", "break-even sparsity"]))
-    if any(r.status in ("FAIL", "error") for r in rows) or not any(r.status == "ok" for r in rows):
-        return 1
-    return 0
+    if args.output:
+        print(f"saved {args.output}", file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return run_status(rows, FAULTS)
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a CI job cancelled, ``kill``) like Ctrl-C during a sweep; returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def run_status(rows, faults=("error", "oom", "crashed", "timeout")) -> int:
+    """The exit status of a sweep's rows: FAIL beats faults beats "nothing ran"."""
+    if any(r.status == "FAIL" for r in rows):
+        return EXIT_FAIL
+    if any(r.status in faults for r in rows):
+        return EXIT_FAULT
+    if not any(r.status == "ok" for r in rows):
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+class _Roofline:
+    """Fills ``Row.roofline`` from this machine's saved calibration (``sparsekit calibrate``)."""
+
+    def __init__(self, kernel: str):
+        self.notes: list[str] = []
+        self.calib = None
+        try:
+            from . import calibrate
+
+            self.calibrate = calibrate
+            self.calib = calibrate.load()
+        except ImportError:
+            self.calibrate = None
+        except ValueError as e:  # a corrupt calibration file: say so, measure anyway
+            self.notes.append(f"roofline: {e}")
+        #: said once on stderr (table output only): a hint, not a fact about this run's rows
+        self.hint = ("no calibration for this machine: `sparsekit calibrate` adds a roofline column"
+                     if self.calibrate is not None and self.calib is None else "")
+        self.missing: set[str] = set()
+
+    def fill(self, row) -> None:
+        if self.calib is None or row.time_s is None or row.gflops is None or row.gbps is None:
+            return
+        limits = self.calibrate.backend_limits(self.calib, row.backend)
+        if limits is None:
+            if row.backend not in self.missing:
+                self.missing.add(row.backend)
+                self.notes.append(f"roofline: {row.backend} is not in this machine's calibration")
+            return
+        # gflops/gbps were derived from the effective MACs (2 FLOPs each) and compulsory bytes over time_s
+        flops, nbytes = row.gflops * 1e9 * row.time_s, row.gbps * 1e9 * row.time_s
+        frac = self.calibrate.roofline_fraction(flops, nbytes, row.time_s, *limits)
+        row.roofline = frac if frac == frac else None  # NaN: no valid limits
 
 
 def _fmt(v, spec: str) -> str:
@@ -175,10 +420,24 @@ def _ms(t) -> str:
     return "" if t is None else f"{t * 1e3:.4g}"
 
 
+def _cmd_calibrate(args) -> int:
+    if getattr(args, "calibrate_unavailable", None):
+        print(f"sparsekit calibrate: {args.calibrate_unavailable}", file=sys.stderr)
+        return EXIT_USAGE
+    from .calibrate import run_cli
+
+    return run_cli(args)
+
+
 def _cmd_report(args) -> int:
     from . import report
 
-    return report.main(args.results, machine=args.machine, fmt="json" if args.json else "table")
+    kwargs = {}
+    if args.no_html:
+        kwargs["html_dir"] = None
+    elif args.html is not None:
+        kwargs["html_dir"] = args.html
+    return report.main(args.results, machine=args.machine, fmt="json" if args.json else "table", **kwargs)
 
 
 if __name__ == "__main__":  # pragma: no cover

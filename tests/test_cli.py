@@ -35,9 +35,17 @@ def quick_timing(monkeypatch):
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``sparsekit ARGV``; argparse's SystemExit counts as a return."""
+    """(exit status, stdout, stderr) of ``sparsekit ARGV``; argparse's SystemExit counts as a return.
+
+    ``run`` goes ``--in-process`` here: the fakes below are registered with
+    ``registry.register`` (seen by this process only) and timing is patched;
+    the worker path is tested in test_isolation.py with entry-point backends.
+    """
+    argv = [str(a) for a in argv]
+    if argv[:1] == ["run"]:
+        argv.append("--in-process")
     try:
-        rc = cli.main([str(a) for a in argv])
+        rc = cli.main(argv)
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     out, err = capsys.readouterr()
@@ -174,7 +182,8 @@ def test_run_spmm_table(capsys):
 def test_run_spmm_json(capsys):
     rc, data, err = run_json(capsys, *SPMM, "--repeat", "1")
     assert rc == 0, err
-    assert set(data) == {"rows", "break_even", "notes"}
+    assert set(data) == {"rows", "break_even", "notes", "meta"}
+    assert data["meta"]["seed"] == 0 and data["meta"]["status"] == "complete"
     rows = data["rows"]
     assert len(rows) == 2
     assert [r["sparsity"] for r in rows] == pytest.approx([0.5, 0.9], abs=0.01)
@@ -391,10 +400,10 @@ def test_wrong_result_is_fail_and_exit_1(capsys, fake_backends):
     assert sum("FAIL" in line for line in out.splitlines() if line.startswith(FAKE_WRONG)) == 2
 
 
-def test_crashing_backend_is_error_and_exit_1(capsys, fake_backends):
+def test_crashing_backend_is_error_and_exit_3(capsys, fake_backends):
     rc, data, err = run_json(capsys, "run", "spmm", "--backend", f"{FAKE_CRASH},numpy", "--shape", "16x16x2",
                              "--sparsity", "0.5", "--repeat", "1")
-    assert rc == 1
+    assert rc == 3  # a backend fault, distinct from a wrong result (1) and bad usage (2)
     [crash] = [r for r in data["rows"] if r["backend"] == FAKE_CRASH]
     assert crash["status"] == "error" and "simulated driver crash" in crash["detail"]
     assert [r["status"] for r in data["rows"] if r["backend"] == "numpy"] == ["ok"]  # the sweep went on
@@ -431,3 +440,118 @@ def test_console_script_and_module_entry_points():
                           text=True, timeout=60, env=env)
     assert done.returncode == 2  # main()'s status reaches the shell
     assert "no_such_kernel" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- help, exit codes, calibrate / report / recipe wiring ------------------------------------------
+
+
+def test_run_help_lists_kernels_recipes_and_exit_codes(capsys):
+    rc, out, _ = run_cli(capsys, "run", "--help")
+    assert rc == 0
+    for name in sparsekit.kernels():
+        assert name in out
+    from sparsekit.cli import _recipes
+
+    for name in _recipes():
+        assert name in out
+    for line in ("130", "crashed", "--timeout", "--in-process", "--force", "--output"):
+        assert line in out
+    for cmd in ("backends", "calibrate", "report"):
+        rc, out, _ = run_cli(capsys, cmd, "--help")
+        assert rc == 0 and "exit status" in out
+
+
+def test_report_html_options_reach_report_main(capsys, monkeypatch, tmp_path):
+    from sparsekit import report
+
+    seen = []
+    monkeypatch.setattr(report, "main", lambda results, **kw: seen.append((results, kw)) or 0)
+    assert run_cli(capsys, "report", "--results", tmp_path, "--no-html")[0] == 0
+    assert run_cli(capsys, "report", "--results", tmp_path, "--html", tmp_path / "h", "--json")[0] == 0
+    assert run_cli(capsys, "report", "--results", tmp_path)[0] == 0
+    assert seen[0][1] == {"machine": None, "fmt": "table", "html_dir": None}
+    assert seen[1][1] == {"machine": None, "fmt": "json", "html_dir": str(tmp_path / "h")}
+    assert "html_dir" not in seen[2][1]  # report's own default (html/report beside the results)
+    rc, _, err = run_cli(capsys, "report", "--html", "x", "--no-html")
+    assert rc == 2 and "not allowed" in err
+
+
+def test_calibrate_options_reach_run_cli(capsys, monkeypatch, tmp_path):
+    calibrate = pytest.importorskip("sparsekit.calibrate")
+    seen = []
+    monkeypatch.setattr(calibrate, "run_cli", lambda args: seen.append(args) or 0)
+    rc, _, err = run_cli(capsys, "calibrate", "--backend", "numpy", "--results", tmp_path, "--quick", "--json")
+    assert rc == 0, err
+    assert seen[0].backend == "numpy" and seen[0].quick and seen[0].json and seen[0].results == str(tmp_path)
+
+
+def test_roofline_column_from_the_saved_calibration(capsys, monkeypatch, tmp_path):
+    calibrate = pytest.importorskip("sparsekit.calibrate")
+    monkeypatch.chdir(tmp_path)  # calibrate.load() reads ./results/<machine>/
+    argv = ("run", "spmm", "--backend", "numpy", "--shape", "64x64x8", "--sparsity", "0.5", "--repeat", "1")
+    rc, data, _ = run_json(capsys, *argv)
+    assert rc == 0 and data["rows"][0]["roofline"] is None  # no calibration yet
+    rc, out, err = run_cli(capsys, *argv, "--no-progress")
+    assert "sparsekit calibrate" in err and "roofline" not in out.splitlines()[0]
+
+    calibrate.save({"backends": {"numpy": {"gemm_gflops": 50.0, "triad_gbps": 10.0}}}, "results")
+    rc, data, _ = run_json(capsys, *argv)
+    assert rc == 0
+    r = data["rows"][0]
+    flops, nbytes = r["gflops"] * 1e9 * r["time_s"], r["gbps"] * 1e9 * r["time_s"]
+    p = sparsekit.make_problem("spmm", m=64, k=64, n=8, sparsity=0.5, dtype="float32", seed=0)
+    assert flops == pytest.approx(2 * sparsekit.ops(p).effective)  # FLOPs = 2 x effective MACs
+    expected = max(flops / 50e9, nbytes / 10e9) / r["time_s"]
+    assert r["roofline"] == pytest.approx(expected)
+    rc, out, _ = run_cli(capsys, *argv, "--no-progress")
+    assert "roofline" in out.splitlines()[0]
+
+
+class _FakeRecipe:
+    name = "fake_recipe"
+    help = "a test double"
+
+    def __init__(self, failed):
+        self.failed = failed
+        self.calls = []
+
+    def run(self, backends, *, seed, repeat, progress, quick):
+        from sparsekit.workloads import WorkloadResult
+
+        self.calls.append((backends, seed, repeat, quick))
+        return WorkloadResult(self.name, tables=[("Fake", ["a", "b"], [[1, 2]])], data={"x": [1, 2]},
+                              notes=["a note"], failed=self.failed)
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_recipe_wiring(capsys, monkeypatch, failed):
+    workloads = pytest.importorskip("sparsekit.workloads")
+    recipe = _FakeRecipe(failed)
+    monkeypatch.setitem(workloads.RECIPES, recipe.name, recipe)
+    rc, data, _ = run_json(capsys, "run", recipe.name, "--backend", "numpy", "--quick", "--seed", "3", "--repeat", "2")
+    assert rc == (1 if failed else 0)
+    assert data == {"workload": "fake_recipe", "data": {"x": [1, 2]}, "notes": ["a note"]}
+    assert recipe.calls == [(["numpy"], 3, 2, True)]
+    from sparsekit import schemas
+
+    schemas.validate(data, schemas.load("workload"))
+    rc, out, err = run_cli(capsys, "run", recipe.name, "--backend", "numpy")
+    assert "Fake" in out and "a note" in err
+    rc, out, err = run_cli(capsys, "run", recipe.name, "--backend", "nope")
+    assert rc == 2 and "nope" in err
+
+
+def test_in_process_sweep_api_matches_isolated(tmp_path):
+    """sweep(isolate=True) from Python: same rows (statuses, shapes, errors) as in-process."""
+    grid = [{"m": 24, "k": 24, "n": 4, "sparsity": s} for s in (0.5, 0.9)]
+    a, _, na = sweep.sweep("spmm", ["numpy"], grid, repeat=1, progress=False)
+    b, _, nb = sweep.sweep("spmm", ["numpy"], grid, repeat=1, progress=False, isolate=True, timeout=60)
+    assert [(r.status, r.shape, r.sparsity) for r in a] == [(r.status, r.shape, r.sparsity) for r in b]
+    assert [r.error for r in a] == pytest.approx([r.error for r in b], rel=1e-3, abs=1e-9)
+    assert na == nb == []
+
+
+def test_register_only_backend_is_named_when_isolated(fake_backends):
+    rows, _, notes = sweep.sweep("spmm", [FAKE_WRONG], [{"m": 8, "k": 8, "n": 2, "sparsity": 0.5}], repeat=1,
+                                 progress=False, isolate=True, timeout=60)
+    assert rows == [] and len(notes) == 1 and "--in-process" in notes[0] and FAKE_WRONG in notes[0]

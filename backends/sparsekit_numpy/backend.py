@@ -14,9 +14,9 @@ import numpy as np
 from sparsekit import Backend, Plan
 from sparsekit._sysinfo import cpu_description
 from sparsekit.dtypes import host_dtype
-from sparsekit.kernels.moe import route
 from sparsekit.kernels.sddmm import SDDMM
 from sparsekit.kernels.spmm import SpMM
+from sparsekit.xp import kwta_select, moe_forward
 
 from . import DTYPES, KERNELS
 
@@ -178,19 +178,8 @@ class NumpyBackend(Backend):
     def _prepare_kwta(self, p):
         x = np.ascontiguousarray(p.inputs["x"])
         k = p.params["k"]
-        m, n = x.shape
-        cols = np.arange(n)[None, :]
-
-        def run():
-            y = np.zeros_like(x)
-            if k == m:
-                y[...] = x
-            elif k > 0:
-                keep = np.argpartition(x, m - k, axis=0)[m - k :]
-                y[keep, cols] = x[keep, cols]
-            return y
-
-        return Plan(run)
+        # partial selection (argpartition), shared with the cupy backend: sparsekit.xp
+        return Plan(lambda: kwta_select(np, x, k))
 
     def _prepare_lif(self, p):
         # Synapses as a dense matrix: the dense baseline of event-driven execution.
@@ -219,14 +208,5 @@ class NumpyBackend(Backend):
     def _prepare_moe(self, p):
         x, gate, experts = (np.ascontiguousarray(p.inputs[k]) for k in ("x", "gate", "experts"))
         top_k = p.params["top_k"]
-
-        def run():
-            order, weight = route(gate @ x, top_k)
-            y = np.zeros((experts.shape[1], x.shape[1]), dtype=x.dtype)
-            for e in range(experts.shape[0]):
-                slot, tokens = np.nonzero(order == e)
-                if tokens.size:
-                    y[:, tokens] += (experts[e] @ x[:, tokens]) * weight[slot, tokens]
-            return y
-
-        return Plan(run)
+        # route, then only the chosen experts on their tokens: the same code the cupy backend runs
+        return Plan(lambda: moe_forward(np, x, gate, experts, top_k))

@@ -1,0 +1,194 @@
+"""``sparsekit.calibrate``: STREAM and GEMM measurement, storage, roofline arithmetic, CLI.
+
+Sizes are shrunk (monkeypatched) so the whole file runs in seconds; the figures
+themselves are only required to be positive and finite -- what is checked
+exactly is the arithmetic, the STREAM results, the oracle guard and the contract
+of the result dict.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+import sparsekit
+from sparsekit import calibrate as C
+from sparsekit import registry
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Tiny arrays and GEMMs: the protocol, not the figures."""
+    monkeypatch.setattr(C, "stream_bytes", lambda quick=False: 1 << 20)
+    monkeypatch.setattr(C, "GEMM_SIZES", (32, 64))
+    monkeypatch.setattr(C, "GEMM_TARGET_S", 0.0)
+    monkeypatch.setattr(C, "GEMM_TARGET_QUICK_S", 0.0)
+
+
+# -- roofline arithmetic -------------------------------------------------------------------
+
+def test_roofline_compute_bound():
+    # 2e9 FLOPs at 1000 GFLOP/s = 2 ms; 1e6 bytes at 100 GB/s = 10 us; measured 4 ms -> 0.5
+    assert C.roofline_fraction(2e9, 1e6, 4e-3, 1000.0, 100.0) == pytest.approx(0.5)
+
+
+def test_roofline_memory_bound():
+    # 1e6 FLOPs -> 1 us; 1e9 bytes at 10 GB/s = 0.1 s; measured 0.2 s -> 0.5
+    assert C.roofline_fraction(1e6, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("args", [(1e9, 1e9, 0.0, 100.0, 10.0), (1e9, 1e9, 1.0, 0.0, 10.0),
+                                  (1e9, 1e9, 1.0, 100.0, float("nan")), (1e9, 1e9, 1.0, None, 10.0)])
+def test_roofline_nan_without_valid_inputs(args):
+    assert math.isnan(C.roofline_fraction(*args))
+
+
+def test_backend_limits():
+    calib = {"backends": {"a": {"gemm_gflops": 50.0, "copy_gbps": 9.0, "triad_gbps": 10.0},
+                          "b": {"gemm_gflops": None, "triad_gbps": 10.0}}}
+    assert C.backend_limits(calib, "a") == (50.0, 10.0)  # triad, not copy
+    assert C.backend_limits(calib, "b") is None
+    assert C.backend_limits(calib, "c") is None
+    assert C.backend_limits(None, "a") is None
+
+
+# -- host STREAM ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("kind, value", [("copy", 1.0), ("triad", 1.0 + C.TRIAD_SCALAR * 2.0)])
+def test_host_stream_computes_stream(kind, value, threads, monkeypatch):
+    monkeypatch.setattr(C, "TRIAD_BLOCK", 100)  # several blocks per thread slice
+    with C.host_stream(kind, 8 * 1001, threads=threads) as plan:
+        plan()
+        a = plan.result()
+    assert a.shape == (1001,) and np.all(a == value)
+
+
+def test_host_stream_bad_input():
+    with pytest.raises(ValueError, match="STREAM"):
+        C.host_stream("scale", 800)
+    with pytest.raises(ValueError, match="n_bytes"):
+        C.host_stream("copy", 4)
+
+
+def test_default_backend_hook_is_host_stream():
+    be = sparsekit.backend("numpy")
+    got = C.measure_stream(be, "triad", 1 << 20, repeats=2)
+    assert got["gbps"] > 0 and got["bytes_per_array"] == 1 << 20
+
+
+def test_host_threads_policy(monkeypatch):
+    monkeypatch.setenv("SPARSEKIT_NUM_THREADS", "3")
+    assert C.host_threads() == 3
+    monkeypatch.setenv("SPARSEKIT_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="SPARSEKIT_NUM_THREADS"):
+        C.host_threads()
+
+
+def test_stream_arrays_exceed_the_cache():
+    assert C.stream_bytes() >= 4 * C.last_level_cache_bytes()
+    assert C.stream_bytes(quick=True) >= 2 * C.last_level_cache_bytes()
+
+
+# -- GEMM peak and its oracle guard ----------------------------------------------------------
+
+class _Gemm(sparsekit.Backend):
+    name = "gemm-under-test"
+    supports = {"dense_mm": ("dense",)}
+
+    def __init__(self, wrong=False):
+        self.wrong = wrong
+
+    def _prepare_dense_mm(self, p):
+        w, x = p.inputs["w"], p.inputs["x"]
+        bump = 1.0 if self.wrong else 0.0
+        return sparsekit.Plan(lambda: w @ x + np.float32(bump))
+
+
+def test_gemm_peak_through_dense_mm(small):
+    got = C.measure_gemm(_Gemm(), "float32", quick=True)
+    assert got["gflops"] > 0 and got["n"] == 32  # target 0: the first size is enough
+
+
+def test_wrong_gemm_sets_no_peak(small):
+    with pytest.raises(RuntimeError, match="oracle"):
+        C.measure_gemm(_Gemm(wrong=True), "float32", quick=True)
+
+
+def test_gemm_unsupported_dtype_propagates(small):
+    with pytest.raises(sparsekit.Unsupported):
+        C.measure_gemm(_Gemm(), "float16", quick=True)
+
+
+# -- calibrate(), save/load ---------------------------------------------------------------------
+
+@pytest.fixture
+def ghost():
+    registry.register("ghost", lambda: {"name": "ghost", "device": "nowhere", "kernels": {},
+                                        "probe": lambda: "no ghost device here"})
+    yield "ghost"
+    registry.unregister("ghost")
+
+
+def test_calibrate_result_contract(small, ghost):
+    out = C.calibrate(["numpy", ghost], quick=True, progress=False)
+    assert set(out) >= {"machine", "created", "versions", "backends", "notes"}
+    assert list(out["backends"]) == ["numpy"]
+    e = out["backends"]["numpy"]
+    for key in ("copy_gbps", "triad_gbps", "gemm_gflops"):
+        assert e[key] > 0 and math.isfinite(e[key])
+    assert isinstance(e["device"], str) and e["threads"] >= 1 and isinstance(e["details"], dict)
+    assert any("ghost" in n and "no ghost device here" in n for n in out["notes"])
+    assert C.backend_limits(out, "numpy") == (e["gemm_gflops"], e["triad_gbps"])
+
+
+def test_calibrate_unknown_backend():
+    with pytest.raises(sparsekit.UnknownBackendError, match="nosuch"):
+        C.calibrate(["nosuch"], progress=False)
+
+
+def test_save_load_roundtrip(tmp_path):
+    result = {"machine": "m", "backends": {"x": {"copy_gbps": float("nan"), "triad_gbps": 3.0}}, "notes": []}
+    path = C.save(result, tmp_path, machine="box")
+    assert path == tmp_path / "box" / "calibration.json"
+    json.loads(path.read_text())  # standard JSON: NaN became null
+    back = C.load(tmp_path, machine="box")
+    assert back["backends"]["x"] == {"copy_gbps": None, "triad_gbps": 3.0}
+    assert C.load(tmp_path, machine="other") is None
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="calibration.json"):
+        C.load(tmp_path, machine="box")
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def _cli(argv):
+    p = argparse.ArgumentParser()
+    C.configure_parser(p)
+    return C.run_cli(p.parse_args(argv))
+
+
+def test_cli_table_and_file(small, tmp_path, capsys):
+    assert _cli(["--backend", "numpy", "--results", str(tmp_path), "--machine", "box", "--quick", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "triad GB/s" in out and "numpy" in out
+    assert C.load(tmp_path, machine="box")["backends"]["numpy"]["gemm_gflops"] > 0
+
+
+def test_cli_json(small, tmp_path, capsys):
+    assert _cli(["--backend", "numpy", "--results", str(tmp_path), "--quick", "--json", "--no-progress"]) == 0
+    assert "numpy" in json.loads(capsys.readouterr().out)["backends"]
+
+
+def test_cli_nothing_calibrated(tmp_path, ghost, capsys):
+    assert _cli(["--backend", ghost, "--results", str(tmp_path), "--no-progress"]) == 1
+    assert "no ghost device here" in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_unknown_backend(tmp_path, capsys):
+    assert _cli(["--backend", "nosuch", "--results", str(tmp_path)]) == 2
+    assert "nosuch" in capsys.readouterr().err
