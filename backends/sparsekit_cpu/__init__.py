@@ -4,8 +4,10 @@ Import-light on purpose: ``info()`` is read by ``sparsekit backends`` without
 importing Numba; the kernels live in ``sparsekit_cpu.backend``.
 
 Threads: Numba kernels use ``SPARSEKIT_NUM_THREADS`` threads if set, else
-``NUMBA_NUM_THREADS`` (all cores by default); NumPy's BLAS keeps the count
-``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` gave it at import. Compiled kernels
+``NUMBA_NUM_THREADS`` (all cores by default), on Numba's ``omp`` threading layer
+unless ``NUMBA_THREADING_LAYER[_PRIORITY]`` says otherwise; NumPy's BLAS keeps the
+count ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` gave it at import. How the
+pools are kept from fighting: ``sparsekit_cpu.backend``'s docstring. Compiled kernels
 are cached on disk by Numba (``__pycache__`` next to ``_kernels.py``), so only the
 first process after a change to the kernels pays the JIT compile.
 """
