@@ -43,6 +43,10 @@ MACHINE ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "sparsekit"); im
 # without a GPU, forkserver gives the same isolation at half the start-up cost.
 ASV_LAUNCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),spawn,forkserver)
 
+# Machine limits (STREAM bandwidth, GEMM peak) per backend, for the roofline
+# fractions: results/<machine>/calibration.json. Unavailable backends are noted.
+CALIBRATE_BACKENDS ?= numpy,cpu,opencl,torch$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)cupy,)
+
 # The site and the summary are written even when a benchmark errored; the
 # target still fails then, with asv's exit status.
 bench: $(STAMP)
@@ -50,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) HEAD^!; rc=$$?; \
 	py=$$(ls -t .asv/env/*/bin/python 2>/dev/null | head -n 1); \
 	$${py:-$(BIN)/python} sparsekit/versions.py > results/$(MACHINE)/versions.txt; \
+	$(BIN)/sparsekit calibrate --backend $(CALIBRATE_BACKENDS) --machine $(MACHINE) --no-progress || rc=$$?; \
 	$(MAKE) --no-print-directory html report && exit $$rc
 
 # The asv site of every machine in results/, made to render offline: the

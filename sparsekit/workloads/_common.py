@@ -1,0 +1,229 @@
+"""Shared pieces of the workloads: the result record, backend resolution, problems
+built from given arrays, timing of multi-kernel pipelines, the weights cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._errors import BackendUnavailable, Unsupported
+from ..kernels import check, make_problem
+from ..problem import Problem
+from ..registry import backend as get_backend
+
+
+@dataclass
+class WorkloadResult:
+    """What a recipe measured.
+
+    ``tables``: (title, headers, rows) for ``tabulate``. ``data``: everything measured,
+    JSON-able (per-backend times, speedups, errors, seeds, versions). ``notes``: skipped
+    backends with their reasons and other remarks. ``failed``: some backend gave a
+    result the oracle check rejects.
+    """
+
+    name: str
+    tables: list = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    failed: bool = False
+
+
+class Recipe:
+    """A workload runnable as ``sparsekit run <name>``; subclasses implement ``run``."""
+
+    name: str = ""
+    help: str = ""
+
+    def run(self, backends: list[str], *, seed: int = 0, repeat: int = 7, progress: bool = True,
+            quick: bool = False) -> WorkloadResult:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<Recipe {self.name}: {self.help}>"
+
+
+def live_backends(names) -> tuple[list, list[str]]:
+    """Backend instances for ``names`` (each once, in order), and notes naming those
+    skipped with the reason; an unavailable backend is never replaced by another."""
+    live, notes = [], []
+    for name in dict.fromkeys(names):
+        try:
+            live.append(get_backend(name))
+        except BackendUnavailable as e:
+            notes.append(f"{name}: skipped, {e.reason}")
+        except KeyError as e:  # UnknownBackendError
+            notes.append(f"{name}: skipped, {e.args[0] if e.args else e}")
+    return live, notes
+
+
+def versions() -> dict:
+    import scipy
+
+    from .. import __version__
+
+    return {"sparsekit": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "python": platform.python_version()}
+
+
+# -- problems from given arrays ------------------------------------------------------------
+#
+# The catalogue generates seeded inputs; a workload needs *its* arrays (trained weights,
+# the previous layer's output) in the kernel. The kernel's own generator completes the
+# parameters (shape, nnz, sparsity, format), then the generated operands are replaced by
+# the given ones, so the oracle, check and op counts all see the workload's data.
+
+def _host(a, dtype: str) -> np.ndarray:
+    from .. import dtypes
+
+    return dtypes.to_host(np.asarray(a, dtype=np.float64), dtype)
+
+
+def spmm_problem(w, x, dtype: str = "float32") -> Problem:
+    """spmm of sparse ``w`` (scipy.sparse or ndarray; zeros dropped) by dense ``x``."""
+    w = sp.csr_matrix(w)
+    w.eliminate_zeros()
+    p = make_problem("spmm", weights=w, n=x.shape[1], format="csr", dtype=dtype)
+    _same_shape(p.inputs["x"], x, "spmm x")
+    p.inputs["x"] = _host(x, dtype)
+    return p
+
+
+def dense_mm_problem(w, x, dtype: str = "float32") -> Problem:
+    w = w.toarray() if sp.issparse(w) else np.asarray(w)
+    p = make_problem("dense_mm", m=w.shape[0], k=w.shape[1], n=x.shape[1], dtype=dtype)
+    p.inputs["w"] = _host(w, dtype)
+    p.inputs["x"] = _host(x, dtype)
+    p.params["sparsity"] = 1.0 - np.count_nonzero(w) / w.size
+    return p
+
+
+def kwta_problem(x, k: int, dtype: str = "float32") -> Problem:
+    p = make_problem("kwta", m=x.shape[0], n=x.shape[1], k=int(k), dtype=dtype)
+    p.inputs["x"] = _host(x, dtype)
+    return p
+
+
+def sparse_sparse_problem(w, x, dtype: str = "float32") -> Problem:
+    """sparse_sparse of sparse ``w`` by ``x`` whose columns are mostly zero (a k-WTA output,
+    possibly with extra always-on rows such as a bias unit)."""
+    w = sp.csr_matrix(w)
+    w.eliminate_zeros()
+    per_col = int(np.count_nonzero(x, axis=0).max()) if x.size else 0
+    p = make_problem("sparse_sparse", weights=w, n=x.shape[1], act_k=min(per_col, w.shape[1]), dtype=dtype)
+    xh = _host(x, dtype)
+    _same_shape(p.inputs["x"], xh, "sparse_sparse x")
+    p.inputs["x"] = xh
+    p.inputs["x_csc"] = sp.csc_matrix(xh)
+    p.params["act_sparsity"] = 1.0 - np.count_nonzero(xh) / max(xh.size, 1)
+    return p
+
+
+def _same_shape(generated, given, what):
+    if generated.shape != np.shape(given):
+        raise ValueError(f"{what}: shape {np.shape(given)} does not fit the weights (expected {generated.shape})")
+
+
+# -- running and timing ------------------------------------------------------------------
+
+def prepare_checked(be, problem: Problem):
+    """(plan, Check) after one call; ``Unsupported`` propagates."""
+    plan = be.prepare(problem)
+    plan()
+    return plan, check(problem, plan.result())
+
+
+def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_time: float = 6.0) -> dict:
+    """Median seconds per call of each callable in ``calls``, measured in alternation.
+
+    Compared implementations are timed round by round (A, B, C, A, B, C, ...) rather
+    than one after the other, so that load from other processes falls on all of them
+    alike and their ratios stay meaningful on a busy host. Each is called once to warm
+    up, then once more to choose how many calls make a sample of ``min_time``.
+    """
+    import statistics
+    import time
+
+    number = {}
+    for key, fn in calls.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        first = time.perf_counter() - t0
+        number[key] = max(1, int(min_time / first)) if first > 0 else 1000
+    samples = {key: [] for key in calls}
+    spent = 0.0
+    for i in range(max(repeat, 1)):
+        for key, fn in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(number[key]):
+                fn()
+            dt = time.perf_counter() - t0
+            samples[key].append(dt / number[key])
+            spent += dt
+        if spent > max_time and i >= 2:
+            break
+    return {key: statistics.median(v) for key, v in samples.items()}
+
+
+def pipeline(plans):
+    """One callable running ``plans`` back to back (a model's stages on resident data)."""
+
+    def run():
+        for p in plans:
+            p()
+
+    return run
+
+
+def run_status(fn):
+    """Call ``fn()``; return (value, None) or (None, 'n/a: reason' / 'error: ...')."""
+    try:
+        return fn(), None
+    except Unsupported as e:
+        return None, f"n/a: {e.reason}"
+    except NotImplementedError as e:
+        return None, f"n/a: {e}"
+    except Exception as e:  # a crashing backend is reported, the workload goes on
+        return None, f"error: {type(e).__name__}: {e}"
+
+
+def fmt_time(t) -> str:
+    if t is None:
+        return "-"
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} us"
+    if t < 1:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def fmt_ratio(r) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+# -- cache --------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """``$SPARSEKIT_CACHE_DIR`` or ``~/.cache/sparsekit/workloads`` (``$XDG_CACHE_HOME`` honoured)."""
+    env = os.environ.get("SPARSEKIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sparsekit" / "workloads"
+
+
+def config_key(config: dict, *sources) -> str:
+    """A short hash of the config and of the source text that turns it into results, so
+    a change to either invalidates the cache."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for src in sources:
+        h.update(Path(src).read_bytes())
+    return h.hexdigest()[:16]
