@@ -139,6 +139,7 @@ class KernelBenchmark(abc.ABC):
         kwargs.setdefault("dtype", DTYPE)
         kwargs.setdefault("seed", SEED)
         self.problem = sparsekit.make_problem(self.kernel, **kwargs)
+        self.backend = be
         self.plan = prepare(be, self.problem)
 
     def teardown(self, *params):
@@ -150,7 +151,7 @@ class KernelBenchmark(abc.ABC):
         """max|Y - Yref| / max|Yref| of the backend's result (see the kernel's error_unit)."""
         import sparsekit
 
-        check = sparsekit.check(self.problem, self.plan.result())
+        check = sparsekit.check(self.problem, self.plan.result(), backend=getattr(self, "backend", None))
         if not check.ok:
             import sys
 

@@ -139,11 +139,11 @@ def _prepare(backend, p):
         pytest.skip(f"{backend.name}: Unsupported: {e.reason}")
 
 
-def _assert_ok(p, y):
+def _assert_ok(p, y, backend=None):
     ref = sparsekit.reference(p)
     assert isinstance(y, np.ndarray), f"result is {type(y).__name__}, not a host numpy.ndarray"
     assert y.shape == ref.shape, f"result shape {y.shape}, oracle shape {ref.shape}"
-    c = sparsekit.check(p, y)
+    c = sparsekit.check(p, y, backend=backend)  # lava-fixed declares its fixed-point allowance
     assert c.ok, f"{p}: {c.detail} (error {c.error:.3g} {p.spec.error_unit})"
 
 
@@ -154,7 +154,7 @@ def test_grid(backend, case, dtype):
     plan = _prepare(backend, p)
     with plan:
         plan()
-        _assert_ok(p, plan.result())
+        _assert_ok(p, plan.result(), backend)
 
 
 @pytest.mark.parametrize("case, dtype", _grid_params(REPRESENTATIVE))
@@ -188,7 +188,7 @@ def test_second_call_same_result(backend, case, dtype):
         first = np.array(plan.result(), copy=True)
         plan()
         second = plan.result()
-    _assert_ok(p, second)
+    _assert_ok(p, second, backend)
     np.testing.assert_array_equal(second, first)
 
 
@@ -237,7 +237,7 @@ def test_claimed_support_is_honoured(backend, kernel, fmt):
             pytest.fail(f"info() claims {kernel}/{fmt}/{dtype} but prepare() says Unsupported: {e.reason}")
         with plan:
             plan()
-            _assert_ok(p, plan.result())
+            _assert_ok(p, plan.result(), backend)
     for dtype in sorted(set(sks.possible_dtypes(kernel)) - set(info.dtypes)):
         with pytest.raises(sparsekit.Unsupported):
             backend.prepare(_small_problem(kernel, fmt, dtype))
@@ -285,7 +285,7 @@ def _run_drawn(backend, p):
     with plan:
         plan()
         y = plan.result()
-    _assert_ok(p, y)
+    _assert_ok(p, y, backend)
     if result_dtype_matters(p):
         assert y.dtype == sk_dtypes.host_dtype(p.dtype), f"result dtype {y.dtype} for a {p.dtype} problem"
     assert changed_inputs(before, p) == [], "the backend modified its inputs"

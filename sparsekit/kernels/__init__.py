@@ -67,9 +67,16 @@ def reference(problem: Problem) -> np.ndarray:
     return problem.cached("reference", lambda: problem.spec.reference(problem))
 
 
-def check(problem: Problem, result) -> Check:
-    """Compare a backend's result with the oracle under the dtype-derived tolerance."""
-    return problem.spec.check(problem, result)
+def check(problem: Problem, result, backend=None) -> Check:
+    """Compare a backend's result with the oracle under the dtype-derived tolerance.
+
+    ``backend``: the backend instance that produced ``result``; one that computes in its
+    own number format widens the bound by its ``error_allowance(problem)`` (None for most).
+    """
+    allowance = backend.error_allowance(problem) if backend is not None and hasattr(backend, "error_allowance") else None
+    if allowance is None:
+        return problem.spec.check(problem, result)
+    return problem.spec.check(problem, result, allowance=allowance)
 
 
 def ops(problem: Problem) -> Ops:

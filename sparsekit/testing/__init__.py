@@ -81,7 +81,7 @@ def assert_conforms(backend, problem) -> np.ndarray:
     ref = reference(problem)
     assert isinstance(y, np.ndarray), f"{problem}: result is a {type(y).__name__}, not a host numpy.ndarray"
     assert y.shape == ref.shape, f"{problem}: result shape {y.shape}, oracle shape {ref.shape}"
-    c = check(problem, y)
+    c = check(problem, y, backend=backend)
     assert c.ok, f"{problem}: {c.detail} (error {c.error:.3g})"
     if result_dtype_matters(problem):
         want = _dtypes.host_dtype(problem.dtype)

@@ -1,0 +1,104 @@
+"""Lava: what event-driven execution costs, per timestep and per synaptic operation.
+
+* ``LavaSpMM``: a 1000 x 1000 synapse layer (CSR weights at 90% and 99% sparsity)
+  fed n = 100 columns of X as graded spikes: one call is n + 1 timesteps.
+* ``LavaLIF``: the catalogue's LIF network, 1000 inputs -> 1000 LIF neurons, 100 steps.
+
+``time_*`` is asv's time of one whole call. The ``track_*`` figures normalise it
+(each measures the median of ``CALLS`` calls of the prepared plan itself):
+seconds per timestep, per synaptic operation (NeuroBench: delivered spike x
+fan-out), the synaptic ops and input spikes of one call, and an energy ESTIMATE in
+microjoules from published Loihi per-op energies (``sparsekit_lava.metrics``:
+Davies et al. 2018, 23.6 pJ/synop, 52 pJ/neuron update) -- a property of the
+workload, the same on every backend, not a measurement. ``track_error`` (from
+``KernelBenchmark``) records the error against the float64 oracle: rounding for
+``lava``, the fixed-point error for ``lava-fixed``. The backend axis is the usual
+one, so the cpu backend's time on the very same problem sits beside Lava's.
+"""
+from .common import BACKENDS, KernelBenchmark, dims, shape
+
+SPMM_SHAPES = [shape(1000, 1000, 100)]
+LIF_SHAPES = [shape(1000, 1000, 100)]
+SPARSITIES = [0.9, 0.99]
+#: calls timed by the track_time_* figures (median)
+CALLS = 5
+
+
+def _median_call_s(plan, calls=CALLS) -> float:
+    import statistics
+    import time
+
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        plan()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _counts(problem):
+    # the counting is pure NumPy; imported lazily so a process without Lava still loads the module
+    from sparsekit_lava import metrics
+
+    return metrics.counts(problem)
+
+
+class _LavaFigures(KernelBenchmark):
+    """Shared track_ figures; subclasses define kernel, params and time_<kernel>."""
+
+    timeout = 300
+
+    def track_time_per_step(self, *params):
+        return _median_call_s(self.plan) / _counts(self.problem).timesteps
+
+    track_time_per_step.unit = "seconds per timestep"
+
+    def track_time_per_synop(self, *params):
+        c = _counts(self.problem)
+        return _median_call_s(self.plan) / max(c.synops, 1)
+
+    track_time_per_synop.unit = "seconds per synaptic op"
+
+    def track_synops(self, *params):
+        return _counts(self.problem).synops
+
+    track_synops.unit = "synaptic ops per call"
+
+    def track_input_spikes(self, *params):
+        return _counts(self.problem).input_spikes
+
+    track_input_spikes.unit = "spikes per call"
+
+    def track_energy_estimate_uJ(self, *params):
+        from sparsekit_lava import metrics
+
+        return metrics.energy_estimate_j(_counts(self.problem)) * 1e6
+
+    track_energy_estimate_uJ.unit = "uJ per call (Loihi estimate, Davies et al. 2018)"
+
+
+class LavaSpMM(_LavaFigures):
+    kernel = "spmm"
+    format = "csr"
+    param_names = ["backend", "shape", "sparsity"]
+    params = [BACKENDS, SPMM_SHAPES, SPARSITIES]
+
+    def problem_params(self, shape, sparsity):
+        m, k, n = dims(shape)
+        return {"m": m, "k": k, "n": n, "sparsity": sparsity, "format": "csr"}
+
+    def time_spmm(self, backend, shape, sparsity):
+        self.plan()
+
+
+class LavaLIF(_LavaFigures):
+    kernel = "lif"
+    param_names = ["backend", "shape", "sparsity"]
+    params = [BACKENDS, LIF_SHAPES, SPARSITIES]
+
+    def problem_params(self, shape, sparsity):
+        n_out, n_in, steps = dims(shape)
+        return {"n_out": n_out, "n_in": n_in, "steps": steps, "sparsity": sparsity, "rate": 0.1}
+
+    def time_lif(self, backend, shape, sparsity):
+        self.plan()
