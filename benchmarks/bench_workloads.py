@@ -104,6 +104,9 @@ class AutoencoderInference(_Timed):
 
         kernels = ["spmm", "kwta", "sparse_sparse"] if k < ae.HIDDEN else ["spmm"]
         be = [require_backend(backend, kern, "csr" if kern == "spmm" else None, DTYPE) for kern in kernels][0]
+        limit = getattr(be, "max_live_plans", None)
+        if limit is not None and limit < 2:  # the pipeline holds its encoder and decoder plans at once
+            raise NotImplementedError(f"{backend}: keeps {limit} prepared plan live per process; inference holds 2+")
         self.w1, self.w2 = _models()[(weight_sparsity, k)]
         self.x = ae.load_data()[1]
         self.k = k

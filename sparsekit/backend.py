@@ -80,6 +80,10 @@ class Backend:
     #: kernel -> formats, as in BackendInfo.kernels
     supports: dict = {}
     dtypes: tuple = ("float32", "float64")
+    #: how many prepared plans may be live at once in one process (None: no limit).
+    #: Lava's simulator allows one network per process, so preparing a second plan
+    #: retires the first; callers that hold several plans (workloads) check this.
+    max_live_plans: int | None = None
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, self.device(), dict(self.supports), tuple(self.dtypes), self.versions())

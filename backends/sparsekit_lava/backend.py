@@ -48,6 +48,7 @@ class _LavaBase(Backend):
 
     dtypes = ("float32", "float64")
     select_tag = ""
+    max_live_plans = 1  # one live Lava network per process (see _network.py)
 
     def __init__(self):
         self._lava = import_lava()

@@ -50,13 +50,24 @@ class Recipe:
         return f"<Recipe {self.name}: {self.help}>"
 
 
-def live_backends(names) -> tuple[list, list[str]]:
+def live_backends(names, plans_at_once: int = 2) -> tuple[list, list[str]]:
     """Backend instances for ``names`` (each once, in order), and notes naming those
-    skipped with the reason; an unavailable backend is never replaced by another."""
+    skipped with the reason; an unavailable backend is never replaced by another.
+
+    Every workload compares models side by side, holding ``plans_at_once`` prepared
+    plans per backend; a backend that cannot keep that many live (Lava: one network
+    per process) is skipped with that reason rather than failing half-way.
+    """
     live, notes = [], []
     for name in dict.fromkeys(names):
         try:
-            live.append(get_backend(name))
+            be = get_backend(name)
+            limit = getattr(be, "max_live_plans", None)
+            if limit is not None and limit < plans_at_once:
+                notes.append(f"{name}: skipped, it keeps {limit} prepared plan(s) live per process and this "
+                             f"workload holds {plans_at_once} at once")
+                continue
+            live.append(be)
         except BackendUnavailable as e:
             notes.append(f"{name}: skipped, {e.reason}")
         except KeyError as e:  # UnknownBackendError
@@ -140,13 +151,23 @@ def prepare_checked(be, problem: Problem):
     return plan, check(problem, plan.result())
 
 
-def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_time: float = 6.0) -> dict:
+#: seconds of idle before each timed block when several callables alternate. After a
+#: call, OpenBLAS's worker threads spin for about 2**28 cycles (~0.1 s) before they
+#: sleep; on a 2-core host they steal a core from the next block if it is a Numba or
+#: OpenCL kernel (measured: dense GEMV then cpu gather_mm 8.9 ms against 2.9 ms apart).
+SETTLE_S = 0.12
+
+
+def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_time: float = 6.0,
+                     settle: float = SETTLE_S) -> dict:
     """Median seconds per call of each callable in ``calls``, measured in alternation.
 
     Compared implementations are timed round by round (A, B, C, A, B, C, ...) rather
     than one after the other, so that load from other processes falls on all of them
     alike and their ratios stay meaningful on a busy host. Each is called once to warm
-    up, then once more to choose how many calls make a sample of ``min_time``.
+    up, then once more to choose how many calls make a sample of ``min_time``. Before
+    each block the host idles ``settle`` seconds and makes one untimed call, so no
+    block pays for the previous one's spinning thread pool (see ``SETTLE_S``).
     """
     import statistics
     import time
@@ -162,6 +183,9 @@ def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_t
     spent = 0.0
     for i in range(max(repeat, 1)):
         for key, fn in calls.items():
+            if settle and len(calls) > 1:
+                time.sleep(settle)
+                fn()
             t0 = time.perf_counter()
             for _ in range(number[key]):
                 fn()
