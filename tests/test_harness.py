@@ -95,5 +95,6 @@ def test_unavailable_backend_skips_with_reason():
     proc = _pytest(COMMON, pre=pre)  # default: every registered backend, ghost included
     out = proc.stdout
     assert proc.returncode == 0, out[-2000:]
-    assert "1 skipped" in out and "sparsekit_no_such_module_qq" in out, out[-2000:]
-    assert "ghost" in out
+    # other backends may be unavailable on this host too (cupy without a GPU): count ghost's skip
+    ghost_skips = [ln for ln in out.splitlines() if ln.startswith("SKIPPED") and "'ghost' unavailable" in ln]
+    assert len(ghost_skips) == 1 and "sparsekit_no_such_module_qq" in ghost_skips[0], out[-2000:]
