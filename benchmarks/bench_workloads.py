@@ -88,7 +88,19 @@ class Autoencoder:
     track_mse.unit = "mean squared error"
 
 
-class AutoencoderInference(_Timed):
+class _Pipeline(_Timed):
+    """A model's stages as prepared plans (``self.plans``), run back to back."""
+
+    def teardown(self, *params):
+        for p in getattr(self, "plans", ()):
+            p.close()
+
+    def time_inference(self, *params):
+        for p in self.plans:
+            p()
+
+
+class AutoencoderInference(_Pipeline):
     param_names = ["backend", "weight_sparsity", "k"]
     params = [BACKENDS, AE_TIMED_SPARSITIES, AE_TIMED_K]
 
@@ -115,13 +127,6 @@ class AutoencoderInference(_Timed):
         except __import__("sparsekit").Unsupported as e:
             raise NotImplementedError(f"{backend}: {e.reason}") from None
 
-    def teardown(self, *params):
-        for p in getattr(self, "plans", ()):
-            p.close()
-
-    def time_inference(self, *params):
-        for p in self.plans:
-            p()
 
     def track_error(self, *params):
         import numpy as np
@@ -134,7 +139,7 @@ class AutoencoderInference(_Timed):
     track_error.unit = "relative error"
 
 
-class AutoencoderDense(_Timed):
+class AutoencoderDense(_Pipeline):
     param_names = ["backend"]
     params = [BACKENDS]
 
@@ -154,13 +159,6 @@ class AutoencoderDense(_Timed):
         except sparsekit.Unsupported as e:
             raise NotImplementedError(f"{backend}: {e.reason}") from None
 
-    def teardown(self, *params):
-        for p in getattr(self, "plans", ()):
-            p.close()
-
-    def time_inference(self, *params):
-        for p in self.plans:
-            p()
 
 
 class Selector(_Timed):

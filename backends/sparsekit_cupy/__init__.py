@@ -20,15 +20,13 @@ The kernels live in ``sparsekit_cupy.backend``; the CUDA C sources in
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from sparsekit_opencl import _read_cache, _version, _write_cache
+from sparsekit import _probecache
+from sparsekit._probecache import dist_version as _version
 
 #: what the backend implements, for every dtype in DTYPES
 KERNELS = {
@@ -53,8 +51,7 @@ _memo: dict[str, dict] = {}
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sparsekit" / "cupy-probe.json"
+    return _probecache.cache_path("cupy")
 
 
 def _driver_state() -> list:
@@ -69,51 +66,25 @@ def _driver_state() -> list:
 
 def cache_key() -> str:
     cupy_dist = next((d for d in ("cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x", "cupy") if _version(d)), "")
-    parts = [cupy_dist, _version(cupy_dist) if cupy_dist else None, os.environ.get("CUDA_VISIBLE_DEVICES"),
-             os.environ.get(ENV_DEVICE, ""), sys.executable, _driver_state()]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return _probecache.key_of([cupy_dist, _version(cupy_dist) if cupy_dist else None,
+                               os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get(ENV_DEVICE, ""),
+                               sys.executable, _driver_state()])
 
 
 def run_probe(timeout: float = PROBE_TIMEOUT) -> dict:
     """Run ``_probe.main`` in a fresh interpreter; ``{"ok": False, "reason": ..., "cache": False}`` if it fails."""
-    here = str(Path(__file__).resolve().parents[1])
-    code = f"import sys; sys.path.insert(0, {here!r}); from sparsekit_cupy._probe import main; main()"
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "cache": False, "reason": f"the CUDA device probe did not finish in {timeout:g} s"}
-    except OSError as e:
-        return {"ok": False, "cache": False, "reason": f"could not start the CUDA device probe: {e}"}
-    return parse_probe_output(proc.stdout, proc.stderr, proc.returncode)
+    return _probecache.run_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_cupy._probe",
+                                      PROBE_MARKER, "CUDA device", timeout)
 
 
 def parse_probe_output(stdout: str, stderr: str, returncode: int) -> dict:
     """The probe's JSON line, or a failure naming the last line of its stderr (not cached)."""
-    for line in (stdout or "").splitlines():
-        if line.startswith(PROBE_MARKER):
-            try:
-                return json.loads(line[len(PROBE_MARKER):])
-            except ValueError:
-                break
-    tail = [ln for ln in (stderr or "").strip().splitlines() if ln.strip()]
-    why = tail[-1].strip() if tail else f"exit status {returncode}"
-    return {"ok": False, "cache": False, "reason": f"the CUDA device probe failed: {why}"}
+    return _probecache.parse_output(stdout, stderr, returncode, PROBE_MARKER, "CUDA device")
 
 
 def probe_device(refresh: bool = False) -> dict:
     """The selected CUDA device's description (cached in memory and on disk); see the module doc."""
-    key = cache_key()
-    if not refresh and key in _memo:
-        return _memo[key]
-    path = cache_path()
-    result = None if refresh else _read_cache(path).get(key)
-    if result is None:
-        result = run_probe()
-        if result.pop("cache", True):
-            _write_cache(path, key, result)
-    _memo[key] = result
-    return result
+    return _probecache.cached(_memo, cache_key(), cache_path(), run_probe, refresh)
 
 
 def device_label(desc: dict) -> str:

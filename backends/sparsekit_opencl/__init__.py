@@ -16,13 +16,13 @@ files next to it).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from sparsekit import _probecache
+from sparsekit._probecache import dist_version as _version
 
 from ._device import ENV_VAR
 
@@ -38,7 +38,6 @@ KERNELS = {
 #: seconds the probe subprocess may take (a first PoCL start can take a few)
 PROBE_TIMEOUT = 20.0
 PROBE_MARKER = "SPARSEKIT-OPENCL-PROBE "
-CACHE_VERSION = 1
 
 _memo: dict[str, dict] = {}
 
@@ -54,17 +53,7 @@ def device_label(desc: dict) -> str:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sparsekit" / "opencl-probe.json"
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
+    return _probecache.cache_path("opencl")
 
 
 def _icd_state() -> list:
@@ -79,71 +68,19 @@ def _icd_state() -> list:
 
 
 def cache_key() -> str:
-    parts = [_version("pyopencl"), _version("pocl-binary-distribution"), os.environ.get(ENV_VAR, ""),
-             sys.executable, _icd_state()]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
-
-
-def _write_cache(path: Path, key: str, result: dict) -> None:
-    entries = _read_cache(path)
-    entries.pop(key, None)
-    entries[key] = result
-    entries = dict(list(entries.items())[-16:])  # the most recent few configurations
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs the next listing a probe
+    return _probecache.key_of([_version("pyopencl"), _version("pocl-binary-distribution"), os.environ.get(ENV_VAR, ""),
+                               sys.executable, _icd_state()])
 
 
 def run_probe(timeout: float = PROBE_TIMEOUT) -> dict:
     """Run the probe in a fresh interpreter; ``{"ok": False, "reason": ..., "cache": False}`` if it fails."""
-    here = str(Path(__file__).resolve().parents[1])
-    code = f"import sys; sys.path.insert(0, {here!r}); from sparsekit_opencl._probe import main; main()"
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "cache": False,
-                "reason": f"the OpenCL device probe did not finish in {timeout:g} s (a hanging driver?)"}
-    except OSError as e:
-        return {"ok": False, "cache": False, "reason": f"could not start the OpenCL device probe: {e}"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(PROBE_MARKER):
-            try:
-                return json.loads(line[len(PROBE_MARKER):])
-            except ValueError:
-                break
-    tail = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
-    why = tail[-1].strip() if tail else f"exit status {proc.returncode}"
-    return {"ok": False, "cache": False, "reason": f"the OpenCL device probe failed: {why}"}
+    return _probecache.run_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_opencl._probe",
+                                      PROBE_MARKER, "OpenCL device", timeout)
 
 
 def probe_device(refresh: bool = False) -> dict:
     """The selected device's description (cached in memory and on disk); see the module doc."""
-    key = cache_key()
-    if not refresh and key in _memo:
-        return _memo[key]
-    path = cache_path()
-    result = None if refresh else _read_cache(path).get(key)
-    if result is None:
-        result = run_probe()
-        if result.pop("cache", True):
-            _write_cache(path, key, result)
-    _memo[key] = result
-    return result
+    return _probecache.cached(_memo, cache_key(), cache_path(), run_probe, refresh)
 
 
 def info() -> dict:

@@ -197,6 +197,26 @@ def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_t
     return {key: statistics.median(v) for key, v in samples.items()}
 
 
+def prepare_and_time(be, problems: dict, repeat: int, res) -> tuple[dict, dict, dict]:
+    """Prepare and check every problem on ``be``, time the prepared ones side by side
+    (``time_interleaved``), close them; returns (times, status, errors) keyed like
+    ``problems``. A wrong result marks ``res.failed``."""
+    plans, status, errors = {}, {}, {}
+    for key, p in problems.items():
+        out, status[key] = run_status(lambda: prepare_checked(be, p))
+        if status[key] is None:
+            plans[key], chk = out
+            errors[key] = chk.error
+            status[key] = "ok" if chk.ok else f"FAIL {chk.detail}"
+            res.failed |= not chk.ok
+    try:
+        times = time_interleaved(plans, repeat) if plans else {}
+    finally:
+        for plan in plans.values():
+            plan.close()
+    return times, status, errors
+
+
 def pipeline(plans):
     """One callable running ``plans`` back to back (a model's stages on resident data)."""
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from ..kernels import make_problem
 from ._common import (
-    Recipe, WorkloadResult, fmt_ratio, fmt_time, live_backends, prepare_checked, run_status,
-    time_interleaved, versions,
+    Recipe, WorkloadResult, fmt_ratio, fmt_time, live_backends, prepare_and_time, versions,
 )
 
 EXPERTS = (8, 16, 32, 64)
@@ -39,17 +38,7 @@ class ExpertsRecipe(Recipe):
             for e in experts:
                 problems = {"dense": dense_all_problem(e, seed=seed)}
                 problems.update({top_k: moe_problem(e, top_k, seed=seed) for top_k in TOP_K})
-                plans, status, errors = {}, {}, {}
-                for key, p in problems.items():
-                    out, status[key] = run_status(lambda: prepare_checked(be, p))
-                    if status[key] is None:
-                        plans[key], chk = out
-                        errors[key] = chk.error
-                        status[key] = "ok" if chk.ok else f"FAIL {chk.detail}"
-                        res.failed |= not chk.ok
-                times = time_interleaved(plans, repeat) if plans else {}
-                for plan in plans.values():
-                    plan.close()
+                times, status, errors = prepare_and_time(be, problems, repeat, res)
                 t_dense = times.get("dense")
                 for top_k in TOP_K:
                     t = times.get(top_k)

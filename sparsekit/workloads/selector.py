@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from ..kernels import make_problem
 from ._common import (
-    Recipe, WorkloadResult, fmt_ratio, fmt_time, live_backends, prepare_checked, run_status,
-    time_interleaved, versions,
+    Recipe, WorkloadResult, fmt_ratio, fmt_time, live_backends, prepare_and_time, versions,
 )
 
 WIDTH, ROWS, K_IN = 20000, 1000, 1000
@@ -42,18 +41,8 @@ class SelectorRecipe(Recipe):
         runs, table = [], []
         for be in live:
             for n in BATCHES:
-                plans, status, errors = {}, {}, {}
-                for layer in LAYERS:
-                    p = layer_problem(layer, n, seed=seed)
-                    out, status[layer] = run_status(lambda: prepare_checked(be, p))
-                    if status[layer] is None:
-                        plans[layer], chk = out
-                        errors[layer] = chk.error
-                        status[layer] = "ok" if chk.ok else f"FAIL {chk.detail}"
-                        res.failed |= not chk.ok
-                times = time_interleaved(plans, repeat) if plans else {}
-                for plan in plans.values():
-                    plan.close()
+                problems = {layer: layer_problem(layer, n, seed=seed) for layer in LAYERS}
+                times, status, errors = prepare_and_time(be, problems, repeat, res)
                 sel, dense, full = (times.get(layer) for layer in LAYERS)
                 row = {"backend": be.name, "n": n, "time_s": times, "rel_error": errors, "status": status,
                        "selected_over_dense_1000": sel / dense if sel and dense else None,
