@@ -88,6 +88,14 @@ class Autoencoder:
     track_mse.unit = "mean squared error"
 
 
+def _require_plans_at_once(be, backend: str, plans: int = 2):
+    """asv n/a for a backend that cannot keep a model's stages prepared at once (Lava)."""
+    limit = getattr(be, "max_live_plans", None)
+    if limit is not None and limit < plans:
+        raise NotImplementedError(f"{backend}: keeps {limit} prepared plan(s) live per process; "
+                                  f"the model's inference holds {plans} at once")
+
+
 class _Pipeline(_Timed):
     """A model's stages as prepared plans (``self.plans``), run back to back."""
 
@@ -116,9 +124,7 @@ class AutoencoderInference(_Pipeline):
 
         kernels = ["spmm", "kwta", "sparse_sparse"] if k < ae.HIDDEN else ["spmm"]
         be = [require_backend(backend, kern, "csr" if kern == "spmm" else None, DTYPE) for kern in kernels][0]
-        limit = getattr(be, "max_live_plans", None)
-        if limit is not None and limit < 2:  # the pipeline holds its encoder and decoder plans at once
-            raise NotImplementedError(f"{backend}: keeps {limit} prepared plan live per process; inference holds 2+")
+        _require_plans_at_once(be, backend)
         self.w1, self.w2 = _models()[(weight_sparsity, k)]
         self.x = ae.load_data()[1]
         self.k = k
@@ -153,6 +159,7 @@ class AutoencoderDense(_Pipeline):
         from sparsekit.workloads import autoencoder as ae
 
         be = require_backend(backend, "dense_mm")
+        _require_plans_at_once(be, backend)
         w1, w2 = _models()[(0.0, ae.HIDDEN)]
         try:
             self.plans = ae.dense_pipeline(be, w1, w2, ae.load_data()[1], DTYPE)[0]

@@ -24,6 +24,7 @@ def small(monkeypatch):
     """Tiny arrays and GEMMs: the protocol, not the figures."""
     monkeypatch.setattr(C, "stream_bytes", lambda quick=False: 1 << 20)
     monkeypatch.setattr(C, "GEMM_SIZES", (32, 64))
+    monkeypatch.setattr(C, "GEMM_PANELS", ((48, 48, 8),))
     monkeypatch.setattr(C, "GEMM_TARGET_S", 0.0)
     monkeypatch.setattr(C, "GEMM_TARGET_QUICK_S", 0.0)
 
@@ -110,7 +111,15 @@ class _Gemm(sparsekit.Backend):
 
 def test_gemm_peak_through_dense_mm(small):
     got = C.measure_gemm(_Gemm(), "float32", quick=True)
-    assert got["gflops"] > 0 and got["n"] == 32  # target 0: the first size is enough
+    # target 0: the first square size is enough; the panel shape is measured too, the best kept
+    assert got["gflops"] > 0 and got["shape"] in ("32x32x32", "48x48x8")
+
+
+def test_gemm_peak_keeps_the_faster_panel(small, monkeypatch):
+    rates = {"32x32x32": 10.0, "48x48x8": 25.0}
+    monkeypatch.setattr(C, "_gemm_rate", lambda be, m, k, n, dtype, repeats, target:
+                        {"gflops": rates[f"{m}x{k}x{n}"], "shape": f"{m}x{k}x{n}", "n": max(m, k, n), "seconds": 1.0})
+    assert C.measure_gemm(_Gemm(), "float32", quick=True)["shape"] == "48x48x8"
 
 
 def test_wrong_gemm_sets_no_peak(small):
