@@ -19,7 +19,7 @@
   tokens, only the chosen ones computed; ``track_error``. ``ExpertsDense.time_dense_all``
   (backend, experts): every expert on every token, the (E*256) x 256 x 64 dense_mm.
 """
-from .common import BACKENDS, DTYPE, SEED, grid, prepare, require_backend
+from .common import BACKENDS, DTYPE, SEED, TimingProtocol, grid, prepare, require_backend
 
 # the autoencoder's grid is its training grid (sparsekit.workloads.autoencoder)
 AE_SPARSITIES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98]
@@ -44,14 +44,8 @@ EXPERTS = grid([8, 64], [8, 16, 32, 64])
 TOP_K = [1, 2]
 
 
-class _Timed:
+class _Timed(TimingProtocol):
     timeout = 120
-    number = 0
-    repeat = (3, 10, 2.0)
-    sample_time = 0.02
-    rounds = 1
-    warmup_time = 0.0
-    version = "1"
 
 
 def _models():

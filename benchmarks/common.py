@@ -100,7 +100,22 @@ def prepare(backend, problem):
     return plan
 
 
-class KernelBenchmark(abc.ABC):
+class TimingProtocol:
+    """asv timing protocol of the suite: calibrated ``number`` so one sample lasts
+    >= sample_time, 3 to 10 samples within 2 s, one round (setup already made the
+    warm-up call)."""
+
+    timeout = 180
+    number = 0
+    repeat = (3, 10, 2.0)
+    sample_time = 0.02
+    rounds = 1
+    warmup_time = 0.0
+    #: bump only when a benchmark's meaning changes (asv drops older results)
+    version = "1"
+
+
+class KernelBenchmark(TimingProtocol, abc.ABC):
     """Base of every benchmark class: ``params[0]`` is the backend.
 
     Subclasses set ``kernel``, ``params``, ``param_names`` and implement
@@ -113,16 +128,7 @@ class KernelBenchmark(abc.ABC):
     #: storage format asked of the backend (spmm), checked before generating
     format = None
 
-    # asv timing protocol: calibrated ``number`` so one sample lasts >= sample_time,
-    # 3 to 10 samples within 2 s, one round (setup already made the warm-up call)
     timeout = 180
-    number = 0
-    repeat = (3, 10, 2.0)
-    sample_time = 0.02
-    rounds = 1
-    warmup_time = 0.0
-    #: bump only when a benchmark's meaning changes (asv drops older results)
-    version = "1"
 
     @abc.abstractmethod
     def problem_params(self, *params) -> dict:
