@@ -25,6 +25,19 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def thread_policy() -> int:
+    """Threads a host library should use: SPARSEKIT_NUM_THREADS, else OMP_NUM_THREADS,
+    else every usable core (the Makefile and benchmarks pin all pools the same way)."""
+    for var in ("SPARSEKIT_NUM_THREADS", "OMP_NUM_THREADS"):
+        env = os.environ.get(var, "").strip()
+        if env:
+            try:
+                return max(1, int(env.split(",")[0]))  # OMP_NUM_THREADS may list nested levels
+            except ValueError:
+                raise ValueError(f"{var} must be an integer, got {env!r}") from None
+    return cpu_count()
+
+
 def cpu_description() -> str:
     return f"{cpu_model()}, {cpu_count()} cores"
 

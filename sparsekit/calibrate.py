@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._sysinfo import cpu_count, cpu_description, machine_name
+from ._sysinfo import cpu_description, machine_name, thread_policy
 
 #: seconds one GEMM call should last at the chosen size (long enough for clocks and caches to settle)
 GEMM_TARGET_S = 0.1
@@ -70,15 +70,8 @@ FILENAME = "calibration.json"
 # -- host STREAM (the default Backend.stream) ------------------------------------------
 
 def host_threads() -> int:
-    """Threads for host streaming: SPARSEKIT_NUM_THREADS, else OMP_NUM_THREADS, else every usable core."""
-    for var in ("SPARSEKIT_NUM_THREADS", "OMP_NUM_THREADS"):
-        env = os.environ.get(var, "").strip()
-        if env:
-            try:
-                return max(1, int(env.split(",")[0]))
-            except ValueError:
-                raise ValueError(f"{var} must be an integer, got {env!r}") from None
-    return cpu_count()
+    """Threads for host streaming: the project's thread policy (``_sysinfo.thread_policy``)."""
+    return thread_policy()
 
 
 def last_level_cache_bytes() -> int:

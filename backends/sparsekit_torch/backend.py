@@ -22,7 +22,6 @@ backend is created; torch's pool is process-wide).
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 
 import sparsekit
 from sparsekit import Plan
-from sparsekit._sysinfo import cpu_count, cpu_description
+from sparsekit._sysinfo import cpu_description, thread_policy
 from sparsekit.dtypes import host_dtype
 
 from . import DTYPES, KERNELS, requested_device
@@ -43,15 +42,7 @@ _BETA_WARNING = r"Sparse (CSR|BSR|CSC|BSC) tensor support is in beta"
 
 def thread_count() -> int:
     """Intra-op threads: SPARSEKIT_NUM_THREADS, else OMP_NUM_THREADS, else every usable core."""
-    for var in ("SPARSEKIT_NUM_THREADS", "OMP_NUM_THREADS"):
-        env = os.environ.get(var, "").strip()
-        if env:
-            try:
-                n = int(env.split(",")[0])  # OMP_NUM_THREADS may list nested levels
-            except ValueError:
-                raise ValueError(f"{var} must be an integer, got {env!r}") from None
-            return max(1, n)
-    return cpu_count()
+    return thread_policy()
 
 
 def select_device() -> torch.device:
