@@ -27,17 +27,20 @@ export POCL_MAX_PTHREAD_COUNT ?= $(NPROC)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile examples/sparsekit-scipy/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python "$(LAVA_NC)"
+	$(BIN)/python -m pip install -q -e examples/sparsekit-scipy
 	@touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-MACHINE ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "sparsekit"); import _sysinfo; print(_sysinfo.machine_name())')
+# results/<machine>: microarchitecture and core count (sparsekit.host.machine_name, archspec), read
+# with the virtualenv's Python once it exists (this variable is expanded in recipes only)
+MACHINE ?= $(shell $(BIN)/python -m sparsekit.host)
 
 # asv.conf.json says spawn (never fork after a device runtime started); on a host
 # without a GPU, forkserver gives the same isolation at half the start-up cost.
@@ -50,7 +53,7 @@ CALIBRATE_BACKENDS ?= numpy,cpu,opencl,torch$(if $(shell command -v nvidia-smi 2
 # The site and the summary are written even when a benchmark errored; the
 # target still fails then, with asv's exit status.
 bench: $(STAMP)
-	@test -f ~/.asv-machine.json && grep -q '"$(MACHINE)"' ~/.asv-machine.json || $(BIN)/asv machine --yes --machine $(MACHINE)
+	@$(BIN)/python -m sparsekit.host --asv-machine --machine $(MACHINE) >/dev/null
 	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) HEAD^!; rc=$$?; \
 	py=$$(ls -t .asv/env/*/bin/python 2>/dev/null | head -n 1); \
 	$${py:-$(BIN)/python} sparsekit/versions.py > results/$(MACHINE)/versions.txt; \

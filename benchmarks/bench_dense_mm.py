@@ -1,21 +1,12 @@
 """DenseMM: Y = W @ X with W dense -- every backend's baseline for break-even.
 
-``shape`` covers every dense-equivalent m x k x n that the sparse benchmarks use
-(spmm, spmm formats, DLMC, sddmm, gather_mm, sparse_sparse, moe), so the report
-can compute speedup = time(dense_mm) / time(sparse) on the same backend.
+``shape`` covers every dense-equivalent m x k x n of the kernels' benchmark grids
+(``common.dense_shapes``: spmm, its formats and DLMC masks, sddmm, gather_mm,
+sparse_sparse, moe, and any kernel a package registers), so the report can compute
+speedup = time(dense_mm) / time(sparse), and pick the fastest dense product of the
+machine at each shape.
 """
-from . import bench_gather_mm, bench_moe, bench_sddmm, bench_sparse_sparse, bench_spmm
-from .common import BACKENDS, KernelBenchmark, dims
-
-
-def dense_shapes() -> list[str]:
-    """The union of the sparse benchmarks' dense-equivalent shapes, in first-seen order."""
-    out: list[str] = []
-    for mod in (bench_spmm, bench_sddmm, bench_gather_mm, bench_sparse_sparse, bench_moe):
-        for s in mod.dense_shapes():
-            if s not in out:
-                out.append(s)
-    return out
+from .common import BACKENDS, KernelBenchmark, dense_shapes, dims
 
 
 class DenseMM(KernelBenchmark):

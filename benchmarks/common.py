@@ -4,7 +4,8 @@ Rules every benchmark module follows:
 
 * ``params``/``param_names`` are fixed lists, never computed from what is
   installed: the backend axis is always ``BACKENDS``, so results from different
-  machines line up in one asv site. A backend that is not registered, cannot run
+  machines line up in one asv site. A kernel benchmark's other parameters come from
+  its ``KernelSpec.benchmarks`` grid (``grid_name``), the one place per kernel. A backend that is not registered, cannot run
   here, or raises ``Unsupported`` for the kernel/format/dtype makes ``setup``
   raise ``NotImplementedError``: asv shows n/a.
 * ``setup`` does everything that is not the operation: problem generation,
@@ -25,19 +26,15 @@ from __future__ import annotations
 import abc
 import os
 
-#: every backend the project knows, in a fixed order (never what is installed)
-BACKENDS = ["numpy", "cpu", "opencl", "cupy", "lava", "lava-fixed", "torch"]
+#: every backend the project knows, in a fixed order (never what is installed): the in-repo
+#: ones and the example out-of-tree SciPy backend (examples/sparsekit-scipy, a peer)
+BACKENDS = ["numpy", "cpu", "opencl", "cupy", "lava", "lava-fixed", "torch", "scipy"]
 
 #: the large grid, selected with SPARSEKIT_FULL=1
 FULL = os.environ.get("SPARSEKIT_FULL", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 DTYPE = "float32"
 SEED = 0
-
-#: default-grid weight sparsities of the sweeps
-SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
-SPARSITIES_FULL = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995]
-
 
 def grid(default, full):
     """``full`` when SPARSEKIT_FULL=1, else ``default`` (both fixed lists)."""
@@ -54,11 +51,37 @@ def dims(shape_str: str) -> tuple[int, ...]:
     return tuple(int(t) for t in shape_str.split("x"))
 
 
-def dlmc_shape(matrix: str) -> str:
-    """Dense-equivalent m x k x n of a DLMC matrix at its original benchmark N."""
-    from sparsekit import io
+def spec_grid(kernel: str, name: str):
+    """The ``BenchGrid`` called ``name`` of ``kernel``'s spec."""
+    from sparsekit.kernels import get_kernel
 
-    return shape(*io.dlmc_benchmark_shape(matrix))
+    spec = get_kernel(kernel)
+    for g in spec.benchmarks:
+        if g.name == name:
+            return spec, g
+    raise LookupError(f"kernel {kernel!r} has no benchmark grid {name!r} (it has: "
+                      f"{', '.join(g.name for g in spec.benchmarks) or 'none'})")
+
+
+def dense_shapes(specs=None) -> list[str]:
+    """Every dense-equivalent m x k x n of the kernels' benchmark grids, first seen first: the
+    shapes ``DenseMM`` must time so the report can pair each sparse point with its dense_mm."""
+    from sparsekit.kernels import specs as all_specs
+
+    out: list[str] = []
+    for spec in (all_specs() if specs is None else specs):
+        for g in spec.benchmarks:
+            for values in _points(g):
+                pt = spec.bench_point(g, dict(zip(g.param_names, values)))
+                if pt is not None and pt.dense_shape not in out:
+                    out.append(pt.dense_shape)
+    return out
+
+
+def _points(g):
+    import itertools
+
+    return itertools.product(*g.values(FULL))
 
 
 def require_backend(name: str, kernel: str, fmt: str | None = None, dtype: str = DTYPE):
@@ -105,7 +128,7 @@ class TimingProtocol:
     >= sample_time, 3 to 10 samples within 2 s, one round (setup already made the
     warm-up call)."""
 
-    timeout = 180
+    # timeout: asv.conf.json's default_benchmark_timeout (180 s), the one place it is set
     number = 0
     repeat = (3, 10, 2.0)
     sample_time = 0.02
@@ -118,23 +141,39 @@ class TimingProtocol:
 class KernelBenchmark(TimingProtocol, abc.ABC):
     """Base of every benchmark class: ``params[0]`` is the backend.
 
-    Subclasses set ``kernel``, ``params``, ``param_names`` and implement
-    ``problem_params(*rest)`` (the keyword arguments of ``sparsekit.make_problem``
-    for the remaining parameters), and define ``time_<kernel>`` calling
-    ``self.plan()``. Abstract, so asv does not collect it as a benchmark itself.
+    A subclass sets ``kernel`` and either ``grid_name`` (a ``BenchGrid`` of the kernel's
+    spec, which supplies ``param_names``, ``params`` and the make_problem keywords) or
+    its own ``params``, ``param_names`` and ``problem_params(*rest)``; and defines
+    ``time_<kernel>`` calling ``self.plan()``. Abstract, so asv does not collect it.
     """
 
     kernel = ""
+    #: the spec's benchmark grid this class runs (None: the class sets params itself)
+    grid_name = None
     #: storage format asked of the backend (spmm), checked before generating
     format = None
 
-    timeout = 180
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("grid_name"):
+            _, g = spec_grid(cls.kernel, cls.grid_name)
+            cls.param_names = ["backend", *g.param_names]
+            cls.params = [BACKENDS, *g.values(FULL)]
+            if "problem_params" not in cls.__dict__:
+                # set before ABCMeta counts abstract methods, so the class is concrete (and collected)
+                cls.problem_params = KernelBenchmark._grid_problem_params
 
     @abc.abstractmethod
     def problem_params(self, *params) -> dict:
         """make_problem keyword arguments for the parameters after the backend."""
 
+    def _grid_problem_params(self, *params) -> dict:
+        spec, g = spec_grid(self.kernel, self.grid_name)
+        return spec.bench_kwargs(g, dict(zip(g.param_names, params)))
+
     def fmt(self, *params) -> str | None:
+        if self.grid_name:
+            return self.problem_params(*params).get("format", self.format)
         return self.format
 
     def setup(self, backend, *params):

@@ -7,7 +7,7 @@ per backend with the ``spawn`` start method -- a fresh interpreter: nothing is
 forked after a GPU runtime has started -- keeps it for all of that backend's
 problems (its JIT caches and dense baselines stay warm) and sends it one problem
 at a time as parameters; the worker regenerates the problem from its seed
-(generation is deterministic), measures it with ``sweep.measure`` and sends
+(generation is deterministic), measures it with ``sparsekit.measure.measure`` and sends
 back the Row.
 
 - no answer within ``timeout`` seconds: the worker's whole process group is
@@ -101,16 +101,15 @@ class Worker:
         """Kill the worker's process group (the worker and anything it started) and reap it."""
         pid = self.proc.pid
         if pid is not None:
-            for sig in (signal.SIGKILL,):
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the worker leads its own group (setsid in serve)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if self.proc.is_alive():
                 try:
-                    os.killpg(pid, sig)  # the worker leads its own group (setsid in serve)
-                except (ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)  # killed before it reached setsid
+                except ProcessLookupError:
                     pass
-                if self.proc.is_alive():
-                    try:
-                        os.kill(pid, sig)  # killed before it reached setsid
-                    except ProcessLookupError:
-                        pass
             self.proc.join(_GRACE)
         try:
             self.conn.close()
@@ -130,8 +129,9 @@ def run_isolated(kernel, names, problems, *, dtype, seed, repeat, dense, timeout
     """The body of ``sweep(isolate=True)``: backend by backend, each in its worker."""
     from .kernels import get_kernel
     from .registry import backends
-    from .resources import footprint_bytes, format_bytes
-    from .sweep import BadProblem, row_skeleton
+    from .preflight import footprint_bytes
+    from .resources import format_bytes
+    from .measure import BadProblem, row_skeleton
 
     spec = get_kernel(kernel)
     records = {r.name: r for r in backends()}
@@ -210,8 +210,8 @@ def serve(conn, backend: str) -> None:
     from ._errors import BackendUnavailable, UnknownBackendError
     from .kernels import get_kernel
     from .registry import backend as get_backend
-    from .resources import out_of_memory_message
-    from .sweep import BadProblem, describe_backend, generate, measure, row_skeleton
+    from .preflight import out_of_memory_message
+    from .measure import BadProblem, describe_backend, generate, measure, row_skeleton
 
     try:
         be = get_backend(backend)

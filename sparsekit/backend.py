@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import host
 from ._errors import Unsupported
 from .kernels import get_kernel
 from .problem import Problem
@@ -85,6 +86,18 @@ class Backend:
     #: retires the first; callers that hold several plans (workloads) check this.
     max_live_plans: int | None = None
 
+    def __init_subclass__(cls, **kwargs):
+        """A kernel in ``supports`` without its ``_prepare_<kernel>`` is a packaging mistake:
+        say so when the class is defined, not when a user first asks for that kernel. (A
+        base class without a ``name`` of its own, shared by several backends, is not checked.)"""
+        super().__init_subclass__(**kwargs)
+        if not cls.name:
+            return
+        missing = [k for k in cls.supports if not callable(getattr(cls, f"_prepare_{k}", None))]
+        if missing:
+            raise TypeError(f"backend class {cls.__qualname__} lists {', '.join(missing)} in `supports` but defines no "
+                            + ", ".join(f"_prepare_{k}" for k in missing))
+
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, self.device(), dict(self.supports), tuple(self.dtypes), self.versions())
 
@@ -118,12 +131,11 @@ class Backend:
         return getattr(self, f"_prepare_{problem.kernel}")(problem)
 
     def stream(self, kind: str, n_bytes: int) -> Plan | None:
-        """A Plan running one STREAM ``kind`` ("copy" or "triad") pass over float64 arrays of
-        ``n_bytes`` each, for ``sparsekit calibrate``; None if the backend cannot say.
+        """A Plan running one STREAM ``kind`` ("read", "copy" or "triad") pass over float64 arrays
+        of ``n_bytes`` each, for ``sparsekit calibrate``; None if the backend cannot say.
 
-        The default streams host memory with a thread per core (``sparsekit.calibrate.host_stream``);
+        The default streams host memory with a thread per core (``sparsekit.host.stream_pass``);
         a backend whose data lives on a device (or streams with its own threads) overrides it.
         """
-        from .calibrate import host_stream
-
-        return host_stream(kind, n_bytes)
+        run, out, close = host.stream_pass(kind, n_bytes)
+        return Plan(run, fetch=lambda _: out, close=close)

@@ -8,7 +8,7 @@ importing a backend module):
   ``quick``: 2 x LLC, at least 32 MiB), best of several passes, bytes counted as
   STREAM counts them: 2 words per element for copy, 3 for triad (the
   write-allocate read is not counted). The arrays come from ``Backend.stream``;
-  its default (``host_stream``) streams host memory with one thread per core,
+  its default (``sparsekit.host.stream_pass``) streams host memory with one thread per core,
   because a NumPy ufunc is single-threaded and one core cannot saturate a
   memory controller. A backend with its own device or thread pool overrides it.
 * dense GEMM peak: the backend's own ``dense_mm`` plan on square n x n x n
@@ -21,12 +21,7 @@ importing a backend module):
 Units: GB/s and GFLOP/s are 1e9 bytes and 1e9 floating-point operations per
 second; one multiply-accumulate (the catalogue's ``Ops``) is 2 FLOPs.
 
-Roofline fraction of a measured call (``roofline_fraction``)::
-
-    max(effective FLOPs / peak FLOP/s, compulsory bytes / triad bandwidth) / time
-
-i.e. the time the machine's limits would allow, divided by the time taken (1.0:
-the kernel runs at the roofline). Pass FLOPs = 2 x ``ops(problem).effective``.
+Roofline fraction of a measured call: ``sparsekit.roofline.roofline_fraction``.
 
 The result is a dict (``calibrate``), saved as ``results/<machine>/calibration.json``
 beside the asv results (``save``/``load``)::
@@ -48,108 +43,28 @@ import pathlib
 import platform
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._sysinfo import cpu_description, machine_name, thread_policy
+from . import host
+from .timing import best_seconds
+from .host import STREAM_WORDS, cpu_description, machine_name
 
 #: seconds one GEMM call should last at the chosen size (long enough for clocks and caches to settle)
 GEMM_TARGET_S = 0.1
 GEMM_TARGET_QUICK_S = 0.03
 GEMM_SIZES = (256, 512, 1024, 2048, 4096, 8192)
-#: elements per block of the host triad (1 MiB per array): the second pass over a block hits cache
-#: (L2, at worst L3); smaller blocks measured slower, the per-call Python overhead showing
-TRIAD_BLOCK = 1 << 17
-STREAM_WORDS = {"copy": 2, "triad": 3}
-TRIAD_SCALAR = 3.0
 MiB = 1 << 20
 FILENAME = "calibration.json"
 
 
-# -- host STREAM (the default Backend.stream) ------------------------------------------
-
-def host_threads() -> int:
-    """Threads for host streaming: the project's thread policy (``_sysinfo.thread_policy``)."""
-    return thread_policy()
-
-
-def last_level_cache_bytes() -> int:
-    """Size of the largest CPU cache (Linux sysfs); 32 MiB when it cannot be read."""
-    best = 0
-    base = pathlib.Path("/sys/devices/system/cpu/cpu0/cache")
-    for d in base.glob("index*"):
-        try:
-            text = (d / "size").read_text().strip().upper()
-        except OSError:
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        try:
-            best = max(best, int(text.rstrip("KMG")) * scale)
-        except ValueError:
-            continue
-    return best or 32 * MiB
-
-
 def stream_bytes(quick: bool = False) -> int:
     """Bytes per STREAM array: well beyond the last-level cache (see the module doc)."""
-    llc = last_level_cache_bytes()
+    llc = host.cache_sizes().llc
     return max(2 * llc, 32 * MiB) if quick else max(4 * llc, 128 * MiB)
 
 
-def host_stream(kind: str, n_bytes: int, threads: int | None = None):
-    """A Plan for one STREAM ``kind`` pass over host float64 arrays of ``n_bytes`` each.
-
-    The arrays are split into one contiguous slice per thread; NumPy ufuncs with
-    ``out=`` release the GIL, so the threads stream in parallel. The triad is two
-    ufunc passes (a = q c; a += b) over cache-sized blocks, so its DRAM traffic is
-    the 3 words STREAM counts, not 5.
-    """
-    from .backend import Plan
-
-    if kind not in STREAM_WORDS:
-        raise ValueError(f"unknown STREAM kernel {kind!r}: choose {' or '.join(STREAM_WORDS)}")
-    n = int(n_bytes) // 8
-    if n < 1:
-        raise ValueError(f"n_bytes must be at least 8, got {n_bytes}")
-    t = max(1, min(threads or host_threads(), n))
-    # filled, not np.empty: the pages are faulted in here, not in the timed pass
-    a, b, c = np.zeros(n), np.full(n, 1.0), (np.full(n, 2.0) if kind == "triad" else None)
-    bounds = np.linspace(0, n, t + 1).astype(np.int64)
-    slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    pool = ThreadPoolExecutor(max_workers=t, thread_name_prefix="sparsekit-stream")
-
-    def copy(span):
-        lo, hi = span
-        np.copyto(a[lo:hi], b[lo:hi])
-
-    def triad(span):
-        lo, hi = span
-        for s in range(lo, hi, TRIAD_BLOCK):
-            e = min(s + TRIAD_BLOCK, hi)
-            np.multiply(c[s:e], TRIAD_SCALAR, out=a[s:e])
-            np.add(a[s:e], b[s:e], out=a[s:e])
-
-    work = copy if kind == "copy" else triad
-
-    def run():
-        for _ in pool.map(work, slices):
-            pass
-
-    return Plan(run, fetch=lambda out: a, close=lambda: pool.shutdown(wait=True))
-
-
 # -- measurements ----------------------------------------------------------------------
-
-def _best_seconds(plan, repeats: int) -> float:
-    plan()  # warm-up: thread start, lazy allocation, JIT
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        plan()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def measure_stream(be, kind: str, n_bytes: int, repeats: int = 5) -> dict | None:
     """{"gbps", "seconds", "bytes_per_array"} of the backend's STREAM ``kind``; None if it has none."""
@@ -157,7 +72,7 @@ def measure_stream(be, kind: str, n_bytes: int, repeats: int = 5) -> dict | None
     if plan is None:
         return None
     with plan:
-        sec = _best_seconds(plan, repeats)
+        sec = best_seconds(plan, repeats)
     n = int(n_bytes) // 8
     return {"gbps": STREAM_WORDS[kind] * 8 * n / sec / 1e9, "seconds": sec, "bytes_per_array": 8 * n}
 
@@ -203,7 +118,7 @@ def _gemm_rate(be, m: int, k: int, n: int, dtype: str, repeats: int, target: flo
         once = time.perf_counter() - t0
         if target is not None and once < target:
             return None
-        sec = min(once, _best_seconds(plan, repeats - 1)) if repeats > 1 else once
+        sec = min(once, best_seconds(plan, repeats - 1)) if repeats > 1 else once
         allow = getattr(be, "error_allowance", None)
         problem_ = _sampled_check(problem, plan.result(), allowance=allow(problem) if callable(allow) else None)
         if problem_:
@@ -260,7 +175,7 @@ def _calibrate_one(name: str, be, quick: bool, progress: bool, notes: list) -> d
                          "stream_source": "host threads (Backend.stream default)"
                          if type(be).stream is Backend.stream else f"{name}'s own Backend.stream"}}
     threads = getattr(be, "threads", None)
-    entry["threads"] = int(threads()) if callable(threads) else host_threads()
+    entry["threads"] = int(threads()) if callable(threads) else host.thread_policy()
     for kind in ("copy", "triad"):
         _say(progress, f"{name}: STREAM {kind}, {n_bytes // MiB} MiB per array")
         try:
@@ -370,23 +285,10 @@ def _json_clean(obj):
     return obj
 
 
-# -- roofline ----------------------------------------------------------------------------
+# -- limits of a backend ----------------------------------------------------------------
 
 def _positive(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-
-
-def roofline_fraction(effective_flops: float, nbytes: float, time_s: float, peak_gflops: float,
-                      bandwidth_gbps: float) -> float:
-    """max(FLOPs / peak, bytes / bandwidth) / time: 1.0 at the roofline; NaN without a valid time or limits.
-
-    ``effective_flops`` in FLOPs (2 x effective MACs), ``nbytes`` compulsory bytes,
-    ``peak_gflops`` in 1e9 FLOP/s, ``bandwidth_gbps`` in 1e9 B/s.
-    """
-    if not (_positive(time_s) and _positive(peak_gflops) and _positive(bandwidth_gbps)):
-        return float("nan")
-    bound = max(effective_flops / (peak_gflops * 1e9), nbytes / (bandwidth_gbps * 1e9))
-    return bound / time_s
 
 
 def backend_limits(calib: dict | None, backend: str) -> tuple[float, float] | None:

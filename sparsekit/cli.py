@@ -93,6 +93,14 @@ def _run_epilog(with_recipes: bool) -> str:
     return text + "\n\n" + EXIT_CODES
 
 
+def _shape_help() -> str:
+    """Each kernel's ``--shape`` axes and default, from its spec (``KernelSpec.shape_axes``)."""
+    from .kernels import specs
+
+    return "; ".join(f"{s.name} {'x'.join(a.upper() for a in s.shape_axes)} (default {'x'.join(map(str, s.example_shape))})"
+                     for s in specs())
+
+
 def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     argv = sys.argv[1:] if argv is None else argv
     raw = argparse.RawDescriptionHelpFormatter
@@ -114,7 +122,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("kernel", metavar="KERNEL|RECIPE", help="a kernel of the catalogue or a workload recipe (below)")
     r.add_argument("--backend", default="numpy,cpu", help="comma-separated backend names (default: numpy,cpu)")
     r.add_argument("--shape", type=_shape, default=None,
-                   help="MxKxN for products; MxN for kwta; N_INxN_OUTxSTEPS for lif (default 1024x1024x64)")
+                   help="the kernel's shape axes: " + _shape_help() if "run" in argv else "the kernel's shape axes")
     r.add_argument("--sparsity", type=_floats, default=[0.5, 0.9, 0.99], help="comma-separated levels")
     r.add_argument("--pattern", default=None, help="uniform, block, nm, powerlaw, selector, kwta, dlmc")
     r.add_argument("--format", default=None, help="spmm storage: csr, bsr, nm")
@@ -200,24 +208,12 @@ def _cmd_backends(args) -> int:
 
 
 def _problem_grid(args) -> list[dict]:
-    k = args.kernel
-    shape = args.shape
-    base: dict = {}
-    if k == "lif":
-        if shape is not None and len(shape) > 3:
-            raise ValueError(f"lif: --shape needs N_INxN_OUTxSTEPS, got {'x'.join(map(str, shape))}")
-        n_in, n_out, steps = (shape or [1000, 1000, 100]) + [100] * (3 - len(shape or [1, 1, 1]))
-        base = {"n_in": n_in, "n_out": n_out, "steps": steps}
-    elif k == "kwta":
-        if shape is not None and len(shape) != 2:
-            raise ValueError(f"kwta: --shape needs MxN, got {'x'.join(map(str, shape))}")
-        m, n = shape or [1024, 64]
-        base = {"m": m, "n": n}
-    else:
-        dims = shape or [1024, 1024, 64]
-        if len(dims) != 3:
-            raise ValueError(f"{k}: --shape needs MxKxN, got {'x'.join(map(str, dims))}")
-        base = {"m": dims[0], "k": dims[1], "n": dims[2]}
+    """make_problem parameter sets of a sweep: the shape along the kernel's ``shape_axes``
+    (``KernelSpec``), one set per ``--sparsity`` level when the kernel sweeps it."""
+    from .kernels import get_kernel
+
+    spec = get_kernel(args.kernel)
+    base: dict = spec.params_from_shape(args.shape if args.shape is not None else spec.example_shape)
     for opt, key in (("pattern", "pattern"), ("format", "format"), ("matrix", "matrix"),
                      ("experts", "experts"), ("top_k", "top_k")):
         if getattr(args, opt) is not None:
@@ -227,14 +223,14 @@ def _problem_grid(args) -> list[dict]:
     if args.weights is not None:  # the file sets the weight matrix's dimensions
         from .io import as_csr
 
-        for key in ("m", "k", "n_in", "n_out"):
+        for key in spec.shape_axes[:2]:
             base.pop(key, None)
         # vet the file here, once: a hostile or broken file is a usage error before any worker starts
         as_csr(args.weights)
         base["weights"] = args.weights
         return [base]
-    if k == "moe":
-        return [base]  # its sparsity is 1 - top_k/experts
+    if spec.sweep_param != "sparsity":
+        return [base]  # e.g. moe: its sparsity is 1 - top_k/experts
     for s in args.sparsity:
         if not 0.0 <= s <= 1.0:
             raise ValueError(f"--sparsity levels must lie in [0, 1], got {s:g}")
@@ -293,8 +289,9 @@ def _cmd_sweep(args) -> int:
 
     from . import runfile
     from .kernels import get_kernel
-    from .resources import check_fits
-    from .sweep import FAULTS, break_even_table, sweep
+    from .preflight import check_fits
+    from .measure import FAULTS
+    from .sweep import break_even_table, sweep
 
     get_kernel(args.kernel)
     names = _backend_list(args.backend)
@@ -398,6 +395,8 @@ class _Roofline:
         self.missing: set[str] = set()
 
     def fill(self, row) -> None:
+        from .roofline import roofline_fraction
+
         if self.calib is None or row.time_s is None or row.gflops is None or row.gbps is None:
             return
         limits = self.calibrate.backend_limits(self.calib, row.backend)
@@ -408,8 +407,7 @@ class _Roofline:
             return
         # gflops/gbps were derived from the effective MACs (2 FLOPs each) and compulsory bytes over time_s
         flops, nbytes = row.gflops * 1e9 * row.time_s, row.gbps * 1e9 * row.time_s
-        frac = self.calibrate.roofline_fraction(flops, nbytes, row.time_s, *limits)
-        row.roofline = frac if frac == frac else None  # NaN: no valid limits
+        row.roofline = roofline_fraction(flops, nbytes, row.time_s, *limits)
 
 
 def _fmt(v, spec: str) -> str:

@@ -25,17 +25,18 @@ class Problem:
     kernel: str
     params: dict
     inputs: dict
+    #: the kernel's ``KernelSpec`` (``make_problem`` sets it; a problem built by hand passes it)
+    spec: Any = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.spec is None:
+            raise TypeError(f"Problem({self.kernel!r}, ...) needs spec=sparsekit.get_kernel({self.kernel!r}); "
+                            "sparsekit.make_problem builds problems with it")
 
     @property
     def dtype(self) -> str:
         return self.params["dtype"]
-
-    @property
-    def spec(self):
-        from .kernels import get_kernel
-
-        return get_kernel(self.kernel)
 
     @property
     def sparsity(self) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
@@ -101,7 +102,7 @@ def _discover() -> dict[str, BackendRecord]:
     if _records is not None:
         return _records
     found: dict[str, BackendRecord] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    for ep in unique_entry_points(GROUP, "backend"):
         try:
             get_info = ep.load()
         except Exception as e:
@@ -109,9 +110,33 @@ def _discover() -> dict[str, BackendRecord]:
             continue
         found[ep.name] = _record_from(ep.name, ep.value, get_info)
     for name, get_info in _extra.items():
+        if name in found:
+            warnings.warn(f"sparsekit: register({name!r}) replaces the backend of that name from {found[name].source}",
+                          stacklevel=3)
         found[name] = _record_from(name, "register()", get_info)
     _records = found
     return found
+
+
+def unique_entry_points(group: str, what: str) -> list:
+    """The group's entry points sorted by name, one per name: when two distributions
+    register the same name, the first (by distribution name) is kept and a warning names
+    both, instead of one silently shadowing the other."""
+    kept: dict = {}
+    for ep in sorted(entry_points(group=group), key=lambda e: (e.name, _dist_name(e))):
+        if ep.name in kept:
+            if ep.value != kept[ep.name].value:
+                warnings.warn(f"sparsekit: two {what}s are registered as {ep.name!r}: {kept[ep.name].value} "
+                              f"({_dist_name(kept[ep.name])}) is used, {ep.value} ({_dist_name(ep)}) is ignored",
+                              stacklevel=4)
+            continue
+        kept[ep.name] = ep
+    return list(kept.values())
+
+
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "name", "") or ""
 
 
 def backends() -> list[BackendRecord]:

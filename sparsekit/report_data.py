@@ -1,7 +1,16 @@
-"""Everything the HTML report shows about one machine, read from its results folder.
+"""Everything the report shows about one machine, read from its results folder.
 
-``sparsekit.report`` pairs sparse and dense times (break-even rows); this module
-adds what sits beside them in ``results/<machine>/``:
+Break-even rows: every sparse benchmark's times paired with the same backend's
+``DenseMM`` time at the dense-equivalent shape (each kernel's
+``KernelSpec.bench_point`` says where a measurement sits), on the same machine and
+result file::
+
+    speedup(s) = time(dense_mm) / time(sparse at sparsity s)
+    break-even = sparsekit.metrics.break_even(sparsities, speedups)
+
+By default the newest result file of every machine is read. Failed and n/a
+measurements (null or NaN) are left out of the sweep; a backend with no measurement
+at all on a machine gives no row. Beside them, from ``results/<machine>/``:
 
 * ``machine.json`` (asv's description of the host) and the newest run's commit,
   date, environment and Python;
@@ -13,16 +22,20 @@ adds what sits beside them in ``results/<machine>/``:
 * roofline fractions, where calibration exists, from a nominal op/byte model;
 * ``versions.txt``: the library versions of the run (``sparsekit.versions``).
 
-Anything absent is ``None``/empty and the report says "not measured". Standard
-library only (plus ``sparsekit.report``): never asv, never a backend.
+Anything absent is ``None``/empty and the report says "not measured". Never asv,
+never a backend.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import statistics
 from pathlib import Path
 
-from . import report as _r
+from . import results as _r
+from .kernels import BenchGrid, get_kernel
+from .metrics import break_even
+from .roofline import roofline_fraction
 
 CALIBRATION_FILE = "calibration.json"
 VERSIONS_FILE = "versions.txt"
@@ -30,30 +43,113 @@ VERSIONS_FILE = "versions.txt"
 CALIBRATE_CLASS = "bench_calibrate.Calibrate"
 CALIBRATION_KEYS = ("copy_gbps", "triad_gbps", "gemm_gflops")
 WORKLOADS_MODULE = "bench_workloads."
-#: bytes of a value (the suite runs float32) and of an index (int32)
-VALUE_BYTES = 4
-INDEX_BYTES = 4
+#: the benchmark class holding the dense baseline (``sparsekit.results.DENSE_CLASS``), and its kernel
+DENSE_CLASS = _r.DENSE_CLASS
+DENSE_KERNEL = "dense_mm"
 
 
-def _benchmark_rows(data: dict, benchmarks: dict, prefix: str):
-    """(benchmark name, param names, [(params dict, value)]) of every benchmark whose method starts with prefix."""
+def _sweep_point(name: str, params: dict, grids: dict):
+    """(kernel, BenchPoint) of one sparse time measurement, or None when it is no sweep point.
+
+    The class's kernel grid says where it sits; a class outside the grids (a peer view, a
+    workload) is read as a grid of its own parameters, which pairs only when they carry a
+    shape and the kernel's swept parameter."""
+    kernel = name.split(".")[-1][len("time_"):]
+    found = grids.get(_r.class_of(name))
+    if found is not None:
+        spec, grid = found
+    else:
+        try:
+            spec = get_kernel(kernel)
+        except KeyError:
+            return None
+        grid = BenchGrid(_r.class_of(name), tuple(k for k in params if k != "backend"), default=())
+        if spec.sweep_param not in params or "shape" not in params:
+            return None
+    try:
+        pt = spec.bench_point(grid, {k: v for k, v in params.items() if k != "backend"})
+    except (KeyError, ValueError, TypeError, LookupError):
+        return None
+    return None if pt is None or pt.sparsity is None else (spec.name, pt)
+
+
+def break_even_rows(machine: str, data: dict, benchmarks: dict) -> list[dict]:
+    """Break-even rows of one result file: per backend, kernel, variant and shape (see the module doc)."""
     columns = data.get("result_columns") or ["result", "params"]
-    for name, row in sorted((data.get("results") or {}).items()):
-        if not name.split(".")[-1].startswith(prefix) or not isinstance(row, list):
+    grids = _r.kernel_grids()
+    dense: dict[tuple, float | None] = {}
+    groups: dict[tuple, dict] = {}
+    for name, row in (data.get("results") or {}).items():
+        method = name.split(".")[-1]
+        if not method.startswith("time_") or not isinstance(row, list):
             continue
-        combos = _r._combinations(row, columns)
+        combos = _r.combinations(row, columns)
         if not combos:
             continue
-        names = _r._param_names(benchmarks, name, len(combos[0][0]))
+        names = _r.param_names(benchmarks, name, len(combos[0][0]))
         if names is None:
-            names = [f"param{i + 1}" for i in range(len(combos[0][0]))]
-        yield name, names, [(dict(zip(names, values)), v) for values, v in combos]
+            continue
+        for values, t in combos:
+            p = dict(zip(names, values))
+            if _r.class_of(name) == DENSE_CLASS or method == f"time_{DENSE_KERNEL}":
+                dense[(p.get("backend"), p.get("shape"))] = t
+                continue
+            found = _sweep_point(name, p, grids)
+            if found is None:
+                continue
+            kernel, pt = found
+            g = groups.setdefault((p.get("backend"), kernel, pt.variant, pt.shape), {"dense_shape": pt.dense_shape, "points": {}})
+            g["points"][pt.sparsity] = t
+
+    rows = []
+    for (backend, kernel, variant, shape), g in groups.items():
+        pts = sorted(g["points"].items())
+        if all(t is None for _, t in pts):
+            continue  # this backend measured nothing here (n/a or failed throughout)
+        td = dense.get((backend, g["dense_shape"]))
+        speedups = [td / t if (td is not None and t) else None for _, t in pts]
+        be = break_even([s for s, _ in pts], [math.nan if v is None else v for v in speedups])
+        rows.append({
+            "machine": machine, "commit": data.get("commit_hash"), "env": data.get("env_name"),
+            "backend": backend, "kernel": kernel, "variant": variant, "shape": shape,
+            "dense_shape": g["dense_shape"], "dense_time": td,
+            "sparsities": [s for s, _ in pts], "times": [t for _, t in pts], "speedups": speedups,
+            "break_even": str(be) if td is not None else "n/a (no dense_mm)",
+            "break_even_sparsity": be.sparsity, "break_even_relation": be.relation,
+        })
+    return sort_rows(rows)
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Catalogue order of kernels, then variant, shape, backend (machine first)."""
+    from .kernels import kernels
+
+    order = {k: i for i, k in enumerate(kernels())}
+    return sorted(rows, key=lambda r: (r["machine"], order.get(r["kernel"], 99), r["variant"], r["shape"], str(r["backend"])))
+
+
+def summarize(results_dir="results", machine=None) -> list[dict]:
+    """Break-even rows of the newest result file of each machine (or of ``machine``).
+
+    Each row: machine, commit, env, backend, kernel, variant (pattern, format,
+    DLMC matrix, ...), shape, dense_shape, dense_time (s), sparsities, times (s),
+    speedups (dense/sparse, None where either is missing), break_even (the
+    ``BreakEven`` as text) with break_even_sparsity and break_even_relation.
+    """
+    root = Path(results_dir)
+    benchmarks = _r.load_json(root / "benchmarks.json") or {}
+    rows: list[dict] = []
+    for mach in ([machine] if machine is not None else _r.machines(root)):
+        files = _r.result_files(root / mach)
+        if files:
+            rows.extend(break_even_rows(mach, files[-1][2], benchmarks))
+    return sort_rows(rows)
 
 
 def accuracy(data: dict, benchmarks: dict) -> list[dict]:
     """Per benchmark class and backend: points measured, median and max ``track_error``."""
     out = []
-    for name, _, points in _benchmark_rows(data, benchmarks, "track_error"):
+    for name, _, points in _r.benchmark_rows(data, benchmarks, "track_error"):
         by_backend: dict = {}
         for p, v in points:
             by_backend.setdefault(p.get("backend"), []).append(v)
@@ -69,7 +165,7 @@ def accuracy(data: dict, benchmarks: dict) -> list[dict]:
 def workloads(data: dict, benchmarks: dict) -> list[dict]:
     """Every ``bench_workloads.*.track_*`` figure: benchmark, unit, param names and (params, value) rows."""
     out = []
-    for name, names, points in _benchmark_rows(data, benchmarks, "track_"):
+    for name, names, points in _r.benchmark_rows(data, benchmarks, "track_"):
         if not name.startswith(WORKLOADS_MODULE):
             continue
         info = benchmarks.get(name) if isinstance(benchmarks, dict) else None
@@ -82,19 +178,19 @@ def workloads(data: dict, benchmarks: dict) -> list[dict]:
 
 def calibration(machine_dir: Path, data: dict | None, benchmarks: dict) -> dict:
     """{backend: {copy_gbps, triad_gbps, gemm_gflops}} from calibration.json, else asv's tracks; {} if neither."""
-    cal = _r._load_json(machine_dir / CALIBRATION_FILE)
+    cal = _r.load_json(machine_dir / CALIBRATION_FILE)
     out: dict = {}
     if isinstance(cal, dict) and isinstance(cal.get("backends"), dict):
         for backend, figures in cal["backends"].items():
             if isinstance(figures, dict):
-                vals = {k: _r._number(figures.get(k)) for k in CALIBRATION_KEYS}
+                vals = {k: _r.number(figures.get(k)) for k in CALIBRATION_KEYS}
                 if any(v is not None for v in vals.values()):
                     out[str(backend)] = vals
         if out:
             return out
     if data is None:
         return out
-    for name, _, points in _benchmark_rows(data, benchmarks, "track_"):
+    for name, _, points in _r.benchmark_rows(data, benchmarks, "track_"):
         if not name.startswith(CALIBRATE_CLASS + "."):
             continue
         key = name.rsplit(".", 1)[-1][len("track_"):]
@@ -106,45 +202,26 @@ def calibration(machine_dir: Path, data: dict | None, benchmarks: dict) -> dict:
     return out
 
 
-def nominal_model(kernel: str, shape: str | None, sparsity: float) -> tuple[float, float] | None:
-    """(flops, compulsory bytes) of one benchmark point, from its shape and sparsity alone.
-
-    Nominal, not measured on the data: nnz = (1 - s) x size, float32 values and
-    int32 indices, each operand read once and the result written once (the same
-    terms as the kernels' ``compulsory_bytes``). Kernels whose work depends on
-    more than shape and sparsity (sparse x sparse, MoE routing, LIF spikes) get None.
-    """
-    d = _r._dims(shape) if shape else None
-    if d is None or len(d) != 3 or sparsity is None:
+def nominal_model(kernel: str, shape: str | None, sparsity: float | None, dtype: str = "float32"):
+    """(FLOPs, compulsory bytes) of one dense-equivalent point of ``kernel``: its spec's
+    ``nominal_model`` at m x k x n = ``shape`` and ``sparsity`` (nominal, not measured on the
+    data: nnz = (1 - s) x size); None where the spec has no such model or the shape is not m x k x n."""
+    try:
+        m, k, n = (int(t) for t in str(shape).split("x"))
+    except (TypeError, ValueError):
         return None
-    m, k, n = d
-    v, i = VALUE_BYTES, INDEX_BYTES
-    if kernel == "dense_mm":
-        return 2.0 * m * k * n, float(v * (m * k + k * n + m * n))
-    if kernel == "spmm":
-        nnz = (1.0 - sparsity) * m * k
-        return 2.0 * nnz * n, nnz * (v + i) + (m + 1) * i + v * (k * n + m * n)
-    if kernel == "gather_mm":
-        r = (1.0 - sparsity) * m
-        return 2.0 * r * k * n, v * (r * k + k * n + r * n) + 8.0 * r
-    if kernel == "sddmm":
-        nnz = (1.0 - sparsity) * m * n
-        return 2.0 * nnz * k, v * (m * k + k * n + nnz) + i * (nnz + m + 1)
-    return None
-
-
-def roofline_fraction(flops: float, nbytes: float, seconds: float, peak_gflops, bw_gbps) -> float | None:
-    """Achieved FLOP/s over the roofline's attainable min(peak, intensity x bandwidth)."""
-    if not seconds or seconds <= 0 or flops <= 0 or (peak_gflops is None and bw_gbps is None):
+    spec = get_kernel(kernel)
+    params = {"m": m, "k": k, "n": n, "dtype": dtype}
+    if spec.sweep_param == "sparsity":
+        if sparsity is None:
+            return None
+        params["sparsity"] = sparsity
+    elif spec.sweep_param is not None:
+        return None  # the dense-equivalent shape alone does not say the swept parameter (moe's top_k)
+    try:
+        return spec.nominal_model(params)
+    except (KeyError, ValueError, TypeError):
         return None
-    limits = []
-    if peak_gflops:
-        limits.append(peak_gflops * 1e9)
-    if bw_gbps and nbytes > 0:
-        limits.append(flops / nbytes * bw_gbps * 1e9)
-    if not limits:
-        return None
-    return (flops / seconds) / min(limits)
 
 
 def roofline(rows: list[dict], cal: dict) -> list[dict]:
@@ -186,7 +263,7 @@ def versions(machine_dir: Path) -> list[tuple[str, str]]:
 
 
 def _date(ms) -> str | None:
-    v = _r._number(ms)
+    v = _r.number(ms)
     if v is None:
         return None
     return _dt.datetime.fromtimestamp(v / 1000.0, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -195,20 +272,18 @@ def _date(ms) -> str | None:
 def machine_summary(root: Path, machine: str, benchmarks: dict) -> dict | None:
     """Everything about one machine's newest result file; None when it has no result file."""
     mdir = Path(root) / machine
-    files = _r._result_files(mdir)
+    files = _r.result_files(mdir)
     if not files:
         return None
     _, path, data = files[-1]
-    info = _r._load_json(mdir / "machine.json")
-    rows = _r._file_rows(machine, data, benchmarks)
-    order = {k: i for i, k in enumerate(_r.PAIRED_KERNELS)}
-    rows.sort(key=lambda r: (order.get(r["kernel"], 99), r["variant"], r["shape"], str(r["backend"])))
+    info = _r.load_json(mdir / "machine.json")
+    rows = break_even_rows(machine, data, benchmarks)
     cal = calibration(mdir, data, benchmarks)
     return {
         "machine": machine,
         "info": info if isinstance(info, dict) else {},
         "run": {"file": path.name, "commit": data.get("commit_hash"), "date": _date(data.get("date")),
-                "started": _date(_r._run_time(data)), "env": data.get("env_name"), "python": data.get("python"),
+                "started": _date(_r.run_time(data)), "env": data.get("env_name"), "python": data.get("python"),
                 "requirements": data.get("requirements") or {}, "runs": len(files)},
         "rows": rows,
         "accuracy": accuracy(data, benchmarks),
@@ -222,8 +297,8 @@ def machine_summary(root: Path, machine: str, benchmarks: dict) -> dict | None:
 def collect(results_dir, machine=None) -> list[dict]:
     """``machine_summary`` of every machine under results_dir (or of ``machine``), skipping empty folders."""
     root = Path(results_dir)
-    benchmarks = _r._load_json(root / "benchmarks.json") or {}
-    machines = [machine] if machine is not None else _r._machines(root)
+    benchmarks = _r.load_json(root / "benchmarks.json") or {}
+    machines = [machine] if machine is not None else _r.machines(root)
     out = []
     for m in machines:
         s = machine_summary(root, m, benchmarks)

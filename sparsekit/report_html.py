@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from . import plots
-from .report import _fmt_time
+from .fmt import fmt_time
 
 #: where the asv site is, relative to the report's folder
 ASV_SITE = "../index.html"
@@ -116,7 +116,7 @@ def speedup_table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         sp = " ".join(f"{s:g}:{'n/a' if v is None else f'{v:.2f}x'}" for s, v in zip(r["sparsities"], r["speedups"]))
-        body.append([r["backend"], r["kernel"], _variant(r["variant"]), r["shape"], _fmt_time(r["dense_time"]), r["break_even"], sp])
+        body.append([r["backend"], r["kernel"], _variant(r["variant"]), r["shape"], fmt_time(r["dense_time"]), r["break_even"], sp])
     return _table(["backend", "kernel", "variant", "shape", "dense_mm", "break-even", "speedup (dense/sparse) by sparsity"],
                   body, cls="speedups")
 

@@ -80,7 +80,7 @@ class RunRecord:
 
     def __init__(self, kernel: str, backends: list[str], *, dtype: str, seed: int, argv=None,
                  isolated: bool = True, timeout: float | None = None, path=None):
-        from ._sysinfo import cpu_description, machine_name
+        from .host import cpu_description, machine_name
 
         self.path = path
         self.meta = {

@@ -16,7 +16,8 @@ import pytest
 
 import sparsekit
 from sparsekit import calibrate as C
-from sparsekit import registry
+from sparsekit import host, registry
+from sparsekit.roofline import roofline_fraction
 
 
 @pytest.fixture
@@ -33,18 +34,24 @@ def small(monkeypatch):
 
 def test_roofline_compute_bound():
     # 2e9 FLOPs at 1000 GFLOP/s = 2 ms; 1e6 bytes at 100 GB/s = 10 us; measured 4 ms -> 0.5
-    assert C.roofline_fraction(2e9, 1e6, 4e-3, 1000.0, 100.0) == pytest.approx(0.5)
+    assert roofline_fraction(2e9, 1e6, 4e-3, 1000.0, 100.0) == pytest.approx(0.5)
 
 
 def test_roofline_memory_bound():
     # 1e6 FLOPs -> 1 us; 1e9 bytes at 10 GB/s = 0.1 s; measured 0.2 s -> 0.5
-    assert C.roofline_fraction(1e6, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
+    assert roofline_fraction(1e6, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("args", [(1e9, 1e9, 0.0, 100.0, 10.0), (1e9, 1e9, 1.0, 0.0, 10.0),
-                                  (1e9, 1e9, 1.0, 100.0, float("nan")), (1e9, 1e9, 1.0, None, 10.0)])
-def test_roofline_nan_without_valid_inputs(args):
-    assert math.isnan(C.roofline_fraction(*args))
+@pytest.mark.parametrize("args", [(1e9, 1e9, 0.0, 100.0, 10.0), (1e9, 1e9, float("nan"), 100.0, 10.0),
+                                  (1e9, 1e9, 1.0, 0.0, float("nan")), (1e9, 1e9, 1.0, None, None), (0.0, 0.0, 1.0, 100.0, 10.0)])
+def test_roofline_none_without_valid_inputs(args):
+    assert roofline_fraction(*args) is None
+
+
+def test_roofline_one_limit_alone():
+    # only the bandwidth known: the memory roof's fraction; only the peak: the compute roof's
+    assert roofline_fraction(1e6, 1e9, 0.2, None, 10.0) == pytest.approx(0.5)
+    assert roofline_fraction(2e9, 1e6, 4e-3, 1000.0, float("nan")) == pytest.approx(0.5)
 
 
 def test_backend_limits():
@@ -59,20 +66,32 @@ def test_backend_limits():
 # -- host STREAM ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("kind, value", [("copy", 1.0), ("triad", 1.0 + C.TRIAD_SCALAR * 2.0)])
+@pytest.mark.parametrize("kind, value", [("copy", 1.0), ("triad", 1.0 + host.TRIAD_SCALAR * 2.0)])
 def test_host_stream_computes_stream(kind, value, threads, monkeypatch):
-    monkeypatch.setattr(C, "TRIAD_BLOCK", 100)  # several blocks per thread slice
-    with C.host_stream(kind, 8 * 1001, threads=threads) as plan:
-        plan()
-        a = plan.result()
+    monkeypatch.setattr(host, "TRIAD_BLOCK", 100)  # several blocks per thread slice
+    run, a, close = host.stream_pass(kind, 8 * 1001, threads=threads)
+    try:
+        run()
+    finally:
+        close()
     assert a.shape == (1001,) and np.all(a == value)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_host_stream_read_sums_everything(threads):
+    run, sums, close = host.stream_pass("read", 8 * 1001, threads=threads)
+    try:
+        run()
+    finally:
+        close()
+    assert sums.sum() == 1001.0  # the read pass sums its array of ones, slice by slice
 
 
 def test_host_stream_bad_input():
     with pytest.raises(ValueError, match="STREAM"):
-        C.host_stream("scale", 800)
+        host.stream_pass("scale", 800)
     with pytest.raises(ValueError, match="n_bytes"):
-        C.host_stream("copy", 4)
+        host.stream_pass("copy", 4)
 
 
 def test_default_backend_hook_is_host_stream():
@@ -83,15 +102,15 @@ def test_default_backend_hook_is_host_stream():
 
 def test_host_threads_policy(monkeypatch):
     monkeypatch.setenv("SPARSEKIT_NUM_THREADS", "3")
-    assert C.host_threads() == 3
+    assert host.thread_policy() == 3
     monkeypatch.setenv("SPARSEKIT_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="SPARSEKIT_NUM_THREADS"):
-        C.host_threads()
+        host.thread_policy()
 
 
 def test_stream_arrays_exceed_the_cache():
-    assert C.stream_bytes() >= 4 * C.last_level_cache_bytes()
-    assert C.stream_bytes(quick=True) >= 2 * C.last_level_cache_bytes()
+    assert C.stream_bytes() >= 4 * host.cache_sizes().llc
+    assert C.stream_bytes(quick=True) >= 2 * host.cache_sizes().llc
 
 
 # -- GEMM peak and its oracle guard ----------------------------------------------------------

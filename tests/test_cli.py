@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse as sp
 
 import sparsekit
-from sparsekit import Backend, Plan, cli, registry, sweep, timing
+from sparsekit import Backend, Plan, cli, measure, registry, sweep, timing
 
 FAKE_MISSING = "fake_missing_xyz"
 FAKE_WRONG = "fake_wrong_xyz"
@@ -31,7 +31,7 @@ MISSING_MODULE = "no_such_module_xyz"
 @pytest.fixture(autouse=True)
 def quick_timing(monkeypatch):
     """Sweeps time each point for about a millisecond instead of 50 ms per repeat."""
-    monkeypatch.setattr(sweep, "time_plan", functools.partial(timing.time_plan, min_time=1e-3, max_time=0.2))
+    monkeypatch.setattr(measure, "time_plan", functools.partial(timing.time_plan, min_time=1e-3, max_time=0.2))
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

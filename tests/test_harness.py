@@ -1,4 +1,5 @@
-"""The test harness itself (tests/conftest.py): backend selection and expected-failure data.
+"""The test harness itself (``sparsekit.testing.plugin``, loaded by tests/conftest.py): backend
+selection and expected-failure data.
 
 - ``--backend`` / ``SPARSEKIT_TEST_BACKEND`` pick the backends; an unknown name is a
   usage error, an unavailable backend is skipped with its reason, never dropped.
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import XFAIL_DIR, XFAIL_REPORT_VAR, load_xfail_files
+from conftest import XFAIL_DIR
 from sparsekit.registry import backend_names
+from sparsekit.testing.plugin import XFAIL_REPORT_VAR, load_xfail_dir
 
 TESTS = Path(__file__).parent
 
@@ -31,12 +33,12 @@ def test_loader_parses_entries(tmp_path):
     (tmp_path / "cpu.txt").write_text(
         "# a comment line\n\ntest_grid[cpu-spmm-bsr  # BSR not yet threaded\n  test_x[cpu-lif #  trailing spaces  \n"
     )
-    assert load_xfail_files(tmp_path) == {
+    assert load_xfail_dir(tmp_path) == {
         "cpu": [("test_grid[cpu-spmm-bsr", "BSR not yet threaded", 3), ("test_x[cpu-lif", "trailing spaces", 4)]
     }
     (tmp_path / "numpy.txt").write_text("test_grid[numpy-spmm\n")
     with pytest.raises(pytest.UsageError, match="numpy.txt:1"):
-        load_xfail_files(tmp_path)
+        load_xfail_dir(tmp_path)
 
 
 def test_no_stale_entries(tmp_path):
@@ -98,3 +100,33 @@ def test_unavailable_backend_skips_with_reason():
     # other backends may be unavailable on this host too (cupy without a GPU): count ghost's skip
     ghost_skips = [ln for ln in out.splitlines() if ln.startswith("SKIPPED") and "'ghost' unavailable" in ln]
     assert len(ghost_skips) == 1 and "sparsekit_no_such_module_qq" in ghost_skips[0], out[-2000:]
+
+
+def test_stale_entry_fails_a_whole_suite_run(tmp_path):
+    """A known-failures entry that matches nothing fails the run (and is named); a real gap is xfailed strictly."""
+    xf = tmp_path / "known.txt"
+    xf.write_text("test_no_such_test_anywhere  # long fixed\n")
+    args = ["-p", "no:cacheprovider", "-q", str(TESTS / "test_conformance.py") + "::test_info_matches_registry",
+            "--backend", "numpy", "--xfails-file", str(xf)]
+    proc = _pytest(args)  # a single test id: a partial run, so the stale entry is only reported
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "stale expected-failure entries" in proc.stdout and "long fixed" in proc.stdout
+    whole = _pytest(["-p", "no:cacheprovider", "-q", "-k", "passes", str(TESTS / "harness_suite" / "sample_suite.py"),
+                     "--backend", "numpy", "--xfails-file", str(xf)])
+    assert whole.returncode == 0, whole.stdout[-2000:]  # -k: a partial selection, reported only
+    whole = _pytest(["-p", "no:cacheprovider", "-q", str(TESTS / "harness_suite" / "sample_suite.py"), "--backend", "numpy",
+                     "--xfails-file", str(xf)], {"SPARSEKIT_HARNESS_CHILD": "0"})
+    assert whole.returncode == pytest.ExitCode.TESTS_FAILED, whole.stdout[-2000:]
+    assert "long fixed" in whole.stdout
+
+
+def test_xfails_file_marks_strictly(tmp_path):
+    xf = tmp_path / "known.txt"
+    xf.write_text("test_always_fails  # a known gap\ntest_always_passes  # claimed gap that is not one\n")
+    proc = _pytest(["-p", "no:cacheprovider", "-q", "-rxX", str(TESTS / "harness_suite" / "sample_suite.py"), "--backend", "numpy",
+                    "--xfails-file", str(xf)], {"SPARSEKIT_HARNESS_CHILD": "1"})
+    out = proc.stdout
+    assert "XFAIL" in out and "known.txt:1: a known gap" in out, out[-2000:]
+    # strict: the test that passes although listed fails the run
+    assert "XPASS(strict)" in out or "[XPASS(strict)]" in out, out[-2000:]
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED

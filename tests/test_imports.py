@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 import sparsekit
 
@@ -77,11 +76,7 @@ def test_make_problem_and_reference_are_light():
         """
         import sparsekit
         for k in sparsekit.kernels():
-            kw = dict(spmm=dict(m=8, k=8, n=2, sparsity=0.5), sddmm=dict(m=8, k=8, n=2, sparsity=0.5),
-                      kwta=dict(m=8, n=2, k=2), gather_mm=dict(m=8, k=8, n=2, rows=2),
-                      sparse_sparse=dict(m=8, k=8, n=2, sparsity=0.5),
-                      lif=dict(n_in=8, n_out=8, steps=3, sparsity=0.5)).get(k, dict(m=8, k=8, n=2))
-            p = sparsekit.make_problem(k, **kw)
+            p = sparsekit.make_problem(k, **sparsekit.get_kernel(k).small_params())
             sparsekit.reference(p); sparsekit.ops(p); sparsekit.compulsory_bytes(p)
         """
     )
@@ -89,31 +84,19 @@ def test_make_problem_and_reference_are_light():
 
 
 def test_cli_backends_is_light():
-    main_py = Path(sparsekit.__file__).with_name("__main__.py")
-    cli_py = Path(sparsekit.__file__).with_name("cli.py")
-    if main_py.exists():
-        body = """
-            import runpy
-            sys.argv = ["sparsekit", "backends"]
-            try:
-                runpy.run_module("sparsekit", run_name="__main__", alter_sys=True)
-            except SystemExit as e:
-                assert e.code in (0, None), e.code
-            """
-    elif cli_py.exists():
-        body = """
-            from sparsekit.cli import main
-            assert main(["backends"]) in (0, None)
-            """
-    else:
-        pytest.skip("no sparsekit/__main__.py or sparsekit/cli.py yet")
+    body = """
+        import runpy
+        sys.argv = ["sparsekit", "backends"]
+        try:
+            runpy.run_module("sparsekit", run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        """
     loaded = run_probe(body)
     assert loaded == [], f"`python -m sparsekit backends` imported {loaded}"
 
 
 def test_cli_backends_lists_every_backend():
-    if not Path(sparsekit.__file__).with_name("__main__.py").exists():
-        pytest.skip("no sparsekit/__main__.py yet")
     proc = subprocess.run([sys.executable, "-m", "sparsekit", "backends", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     listed = {r["name"]: r for r in json.loads(proc.stdout)}

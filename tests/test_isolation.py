@@ -146,19 +146,19 @@ def test_ctrl_c_stops_cleanly_keeps_rows_and_leaves_no_process(fake_env, tmp_pat
 
 
 def test_footprint_estimate_and_refusal_message():
-    from sparsekit import resources
+    from sparsekit import preflight, resources
 
-    small = resources.footprint_bytes("spmm", {"m": 64, "k": 64, "n": 8, "sparsity": 0.9})
-    big = resources.footprint_bytes("spmm", {"m": 65536, "k": 65536, "n": 8, "sparsity": 0.9})
+    small = preflight.footprint_bytes("spmm", {"m": 64, "k": 64, "n": 8, "sparsity": 0.9})
+    big = preflight.footprint_bytes("spmm", {"m": 65536, "k": 65536, "n": 8, "sparsity": 0.9})
     assert big > 65536 * 65536 * 8 > small  # at least the float64 oracle's dense-sized arrays
     for kernel, params in (("kwta", {"m": 10, "n": 10}), ("lif", {"n_in": 10, "n_out": 10, "steps": 5}),
                            ("moe", {"m": 8, "k": 8, "n": 2, "experts": 4}), ("sddmm", {"m": 8, "k": 8, "n": 8})):
-        assert resources.footprint_bytes(kernel, params) > 0
+        assert preflight.footprint_bytes(kernel, params) > 0
     with pytest.raises(resources.TooLarge) as info:
-        resources.check_fits("spmm", {"m": 65536, "k": 65536, "n": 8, "sparsity": 0.9}, available=2**30)
+        preflight.check_fits("spmm", {"m": 65536, "k": 65536, "n": 8, "sparsity": 0.9}, available=2**30)
     msg = str(info.value)
     assert "65536x65536x8" in msg and "1.0 GiB" in msg and "--force" in msg
-    resources.check_fits("spmm", {"m": 64, "k": 64, "n": 8}, available=2**40)  # fits: no error
+    preflight.check_fits("spmm", {"m": 64, "k": 64, "n": 8}, available=2**40)  # fits: no error
     assert isinstance(info.value, ValueError)  # the CLI turns it into exit status 2
 
 
@@ -171,9 +171,9 @@ def test_footprint_estimate_and_refusal_message():
     (ValueError("shapes do not match"), False),
 ])
 def test_out_of_memory_is_recognised(exc, oom):
-    from sparsekit import resources
+    from sparsekit import preflight, resources
 
     assert resources.is_out_of_memory(exc) is oom
     if oom:
-        msg = resources.out_of_memory_message(exc, "spmm", {"m": 1024, "k": 1024, "n": 64, "sparsity": 0.5})
+        msg = preflight.out_of_memory_message(exc, "spmm", {"m": 1024, "k": 1024, "n": 64, "sparsity": 0.5})
         assert msg.startswith("out of memory: problem needs about ") and "MiB" in msg

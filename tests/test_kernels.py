@@ -26,7 +26,7 @@ def handmade(kernel, inputs, dtype="float64", **params) -> Problem:
             cast[name] = np.asarray(v, dtype=np.int64)
         else:
             cast[name] = np.asarray(v, dtype=host)
-    return Problem(kernel, {"dtype": dtype, "seed": -1, **params}, cast)
+    return Problem(kernel, {"dtype": dtype, "seed": -1, **params}, cast, spec=sparsekit.get_kernel(kernel))
 
 
 def test_catalogue():
@@ -268,7 +268,7 @@ def test_moe_ops_and_bytes():
     used = len(np.unique(order))
     assert sparsekit.compulsory_bytes(p) == (k * n + e * k + used * m * k + m * n) * 4
     assert p.sparsity == pytest.approx(1 - 2 / 6)
-    assert p.spec.dense_equivalent(p) == {"m": e * m, "k": k, "n": n}
+    assert p.spec.dense_equivalent(p.params) == {"m": e * m, "k": k, "n": n}
 
 
 def test_moe_generation_keeps_routing_unambiguous():

@@ -82,6 +82,17 @@ def test_dtypes_follow_the_extensions():
     assert sparsekit_opencl.dtypes_for(True, True) == ("float16", "float32", "float64")
 
 
+def test_variant_rules():
+    pytest.importorskip("pyopencl")
+    from sparsekit_opencl import backend as ob
+
+    assert ob.gemm_variant("cpu") == "vec" and ob.gemm_variant("gpu") == "tiled"
+    assert ob.kwta_vector("cpu", 3) and not ob.kwta_vector("gpu", 64) and ob.kwta_vector("gpu", 4096)
+    assert ob.ss_local_accumulator(16 * 1024, 64 * 1024) and not ob.ss_local_accumulator(40 * 1024, 1 << 20)
+    assert not ob.ss_local_accumulator(20 * 1024, 32 * 1024)  # half the device's local memory at most
+    assert ob.ss_lanes("cpu", 500.0) == 1 and ob.ss_lanes("gpu", 20.0) == 32 and ob.ss_lanes("gpu", 1e6) == 128
+
+
 def test_csr_strategy_threshold():
     pytest.importorskip("pyopencl")
     from sparsekit_opencl.backend import VECTOR_MIN_MEAN_ROW, choose_csr_strategy
@@ -112,7 +123,13 @@ def _no_subprocess(*a, **k):
 
 def test_probe_runs_once_then_reads_the_cache(cl, fresh_cache, monkeypatch):
     desc = sparsekit_opencl.probe_device()
-    assert desc["ok"], desc
+    if not desc["ok"]:  # a definite answer (a device whose compiler cannot target it) is cached too
+        assert "cannot build a kernel" in desc["reason"], desc
+        monkeypatch.setattr(sparsekit_opencl, "_memo", {})
+        monkeypatch.setattr(subprocess, "run", _no_subprocess)
+        assert sparsekit_opencl.probe_device() == desc
+        assert sparsekit_opencl.info()["probe"]() == desc["reason"]
+        return
     assert desc["name"] and desc["version"].startswith("OpenCL ") and desc["platform"]
     assert set(desc["extensions"]) == {"cl_khr_fp64", "cl_khr_fp16"}
     entries = json.loads(fresh_cache.read_text())["entries"]
@@ -185,10 +202,35 @@ def test_info_does_not_import_pyopencl(cl):
 
 # -- the backend -------------------------------------------------------------------------------------
 
+def test_compile_check_names_the_compiler_error(cl):
+    """A device whose compiler fails on a trivial kernel is unavailable, with the compiler's words."""
+    from sparsekit_opencl import _probe
+
+    class _Prog:
+        def __init__(self, ctx, src):
+            pass
+
+        def build(self):
+            raise cl.Error("clBuildProgram failed: BUILD_PROGRAM_FAILURE\nerror: unknown target CPU 'generic'\n")
+
+    class _Dev:
+        name = " pthread-Some CPU "
+
+    import unittest.mock as mock
+
+    with mock.patch.object(cl, "Context", lambda devices: None), mock.patch.object(cl, "Program", _Prog):
+        why = _probe.compile_check(_Dev())
+    assert why == "its OpenCL C compiler cannot build a kernel for pthread-Some CPU: error: unknown target CPU 'generic'"
+
+
 @pytest.fixture(scope="module")
 def backends():
     pytest.importorskip("pyopencl")
     from sparsekit_opencl.backend import OpenCLBackend
+
+    reason = sparsekit_opencl.info().get("probe", lambda: None)()
+    if reason:
+        pytest.skip(f"opencl backend unavailable here: {reason}")
 
     try:
         return {style: OpenCLBackend(style=style, allow_fp16=True) for style in ("cpu", "gpu")}
@@ -271,13 +313,17 @@ def test_dtype_reasons(ocl):
         strict.prepare(sparsekit.make_problem("dense_mm", m=4, k=4, n=4, dtype="bfloat16", seed=0))
 
 
-def test_programs_are_built_once(ocl):
+def test_programs_are_built_once(ocl, monkeypatch):
+    import pyopencl as cl
+
     p = sparsekit.make_problem("spmm", m=40, k=30, n=5, sparsity=0.7, dtype="float32", seed=3)
     _run(ocl, p)
-    before = ocl.builds
+    builds = []
+    real = cl.Program.build
+    monkeypatch.setattr(cl.Program, "build", lambda self, *a, **k: builds.append(1) or real(self, *a, **k))
     for _ in range(3):
         _run(ocl, p)
-    assert ocl.builds == before
+    assert builds == []  # every program came from the instance's cache
 
 
 @pytest.mark.parametrize("style", ["cpu", "gpu"])
@@ -323,15 +369,24 @@ def test_both_styles_and_half_storage(backends, style, dtype, kernel, params):
     _run(backends[style], sparsekit.make_problem(kernel, dtype=dtype, seed=5, **params))
 
 
-@pytest.mark.parametrize("force", [
-    dict(force_gemm="tiled"), dict(force_gemm="vec"), dict(force_kwta="group"), dict(force_kwta="vec"),
-    dict(force_ss_global=True), dict(force_ss_global=True, force_ss_lanes=8), dict(force_ss_lanes=4),
-], ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
+#: each variant-choosing rule of the backend module, replaced to force the variant it would not pick
+FORCES = {
+    "gemm=tiled": {"gemm_variant": lambda style: "tiled"}, "gemm=vec": {"gemm_variant": lambda style: "vec"},
+    "kwta=group": {"kwta_vector": lambda style, n: False}, "kwta=vec": {"kwta_vector": lambda style, n: True},
+    "ss=global": {"ss_local_accumulator": lambda nbytes, local: False},
+    "ss=global,lanes=8": {"ss_local_accumulator": lambda nbytes, local: False, "ss_lanes": lambda style, mean: 8},
+    "ss=lanes=4": {"ss_lanes": lambda style, mean: 4},
+}
+
+
+@pytest.mark.parametrize("force", list(FORCES))
 @pytest.mark.parametrize("style", ["cpu", "gpu"])
 def test_forced_variants(backends, style, force, monkeypatch):
+    from sparsekit_opencl import backend as ob
+
     b = backends[style]
-    for attr, value in force.items():
-        monkeypatch.setattr(b, attr, value)
+    for rule, choice in FORCES[force].items():
+        monkeypatch.setattr(ob, rule, choice)
     for kernel, params in EDGES:
         if kernel in ("dense_mm", "gather_mm", "kwta", "sparse_sparse"):
             for dtype in ("float32", "float64"):
@@ -365,12 +420,15 @@ def test_gpu_style_kwta_ties(backends, data):
     b = backends["gpu"]
     x, k = data.draw(sks.kwta_activations(), label="activations")
     p = sks.kwta_problem(x, k, "float32")
+    from sparsekit_opencl import backend as ob
+
+    real = ob.kwta_vector
     for force in ("group", "vec"):
-        b.force_kwta = force
+        ob.kwta_vector = lambda style, n, vec=(force == "vec"): vec
         try:
             plan = b.prepare(p)
         finally:
-            b.force_kwta = None
+            ob.kwta_vector = real
         with plan:
             plan()
             c = sparsekit.check(p, plan.result())

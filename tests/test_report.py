@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import sparsekit
 from sparsekit import cli, io, report
 from sparsekit.metrics import break_even
 
@@ -209,7 +210,7 @@ def test_moe_sparsity_comes_from_top_k(results_dir):
 def test_rows_are_ordered(results_dir):
     rows = report.summarize(results_dir)
     kernels = [r["kernel"] for r in rows]
-    assert kernels == sorted(kernels, key=report.PAIRED_KERNELS.index)
+    assert kernels == sorted(kernels, key=sparsekit.kernels().index)  # catalogue order
     assert len(rows) == 5
 
 
@@ -317,22 +318,38 @@ def test_real_asv_file(tmp_path):
     assert rows[("cpu", "spmm", "dlmc:transformer_attn_q", "512x512x256")]["break_even"] == "<=0.5"
 
 
-def test_default_param_names_match_the_benchmarks():
-    """DEFAULT_PARAM_NAMES must follow benchmarks/ (read with ast: importing it pins thread counts)."""
-    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
-    found = {}
-    for path in sorted(bench_dir.glob("bench_*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef):
-                for stmt in node.body:
-                    if (isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "param_names" for t in stmt.targets)):
-                        found[node.name] = ast.literal_eval(stmt.value)
-    assert "DenseMM" in found and "SpMM" in found
-    for cls, names in report.DEFAULT_PARAM_NAMES.items():
-        assert found.get(cls) == names, cls
-    # every benchmark class of a paired kernel is known to the report
-    paired = {"SpMM", "SpMMFormats", "SpMMDLMC", "SDDMM", "GatherMM", "SparseSparse", "MoE", "DenseMM"}
-    assert paired <= set(report.DEFAULT_PARAM_NAMES)
+def test_benchmark_classes_follow_the_kernel_specs():
+    """Each kernel grid (KernelSpec.benchmarks) is an asv class with the grid's parameters, and the
+    report reads results without benchmarks.json from the same grids (import in a child: importing
+    benchmarks/ pins thread counts)."""
+    code = (
+        "import importlib, json, pkgutil, benchmarks\n"
+        "out = {}\n"
+        "for m in pkgutil.iter_modules(benchmarks.__path__):\n"
+        "    if not m.name.startswith('bench_'): continue\n"
+        "    mod = importlib.import_module('benchmarks.' + m.name)\n"
+        "    for n, c in vars(mod).items():\n"
+        "        if isinstance(c, type) and c.__module__ == mod.__name__ and hasattr(c, 'param_names'):\n"
+        "            out[n] = [list(c.param_names), [[repr(v) for v in vals] for vals in c.params]]\n"
+        "print(json.dumps(out))\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    classes = json.loads(proc.stdout)
+    from sparsekit import results
+    from sparsekit.kernels import specs
+
+    for spec in specs():
+        for g in spec.benchmarks:
+            assert g.name in classes, f"{spec.name}: no benchmark class {g.name}"
+            names, params = classes[g.name]
+            assert names == ["backend", *g.param_names]
+            assert params[1:] == [[repr(v) for v in vals] for vals in g.values()]
+            assert results.param_names({}, f"bench_x.{g.name}.time_{spec.name}", len(names)) == names
+    assert classes["DenseMM"][0] == results.DENSE_PARAM_NAMES
 
 
 # -- main and the CLI ------------------------------------------------------------------------------------
@@ -411,11 +428,13 @@ def test_cli_report(results_dir, capsys):
 
 
 def test_fmt_time():
-    assert report._fmt_time(None) == "n/a"
-    assert report._fmt_time(2.5) == "2.5 s"
-    assert report._fmt_time(0.010) == "10 ms"
-    assert report._fmt_time(3e-6) == "3 us"
-    assert report._fmt_time(4e-9) == "4 ns"
+    from sparsekit.fmt import fmt_time
+
+    assert fmt_time(None) == "n/a"
+    assert fmt_time(2.5) == "2.5 s"
+    assert fmt_time(0.010) == "10 ms"
+    assert fmt_time(3e-6) == "3 us"
+    assert fmt_time(4e-9) == "4 ns"
 
 
 # -- a trimmed copy of a real asv 0.6.6 result (DenseMM and SpMMDLMC, --quick, 2-core host) ----------------

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsekit import report, report_data, report_html
+from sparsekit import report, report_data, report_html, results as asv_results
+from sparsekit.roofline import roofline_fraction
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -25,7 +26,7 @@ REWRITE = REPO / "tools" / "asv_offline" / "rewrite.py"
 
 
 def _newest(machine_dir: Path) -> Path:
-    return report._result_files(machine_dir)[-1][1]
+    return asv_results.result_files(machine_dir)[-1][1]
 
 
 def make_results(tmp_path: Path, second=True) -> Path:
@@ -102,11 +103,11 @@ def test_roofline_fractions_by_hand(results):
 
 def test_nominal_model_and_fraction():
     assert report_data.nominal_model("dense_mm", "2x3x4", 0.0) == (48.0, 4.0 * (6 + 12 + 8))
-    assert report_data.nominal_model("moe", "8x2x3x4", 0.5) is None
+    assert report_data.nominal_model("moe", "8x2x3x4", 0.5) is None  # not m x k x n; top_k unknown
     assert report_data.nominal_model("spmm", "bad", 0.5) is None
     # memory bound: 1 flop/byte at 10 GB/s -> 10 GFLOP/s attainable; achieved 5 -> 50 %
-    assert report_data.roofline_fraction(1e9, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
-    assert report_data.roofline_fraction(1e9, 1e9, 0.2, None, None) is None
+    assert roofline_fraction(1e9, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
+    assert roofline_fraction(1e9, 1e9, 0.2, None, None) is None
 
 
 def test_calibration_from_asv_tracks(tmp_path):

@@ -12,12 +12,12 @@ import json
 
 import pytest
 
-from sparsekit import cli, schemas, sweep, timing
+from sparsekit import cli, measure, schemas, sweep, timing
 
 
 @pytest.fixture(autouse=True)
 def quick_timing(monkeypatch):
-    monkeypatch.setattr(sweep, "time_plan", functools.partial(timing.time_plan, min_time=1e-3, max_time=0.2))
+    monkeypatch.setattr(measure, "time_plan", functools.partial(timing.time_plan, min_time=1e-3, max_time=0.2))
 
 
 def _json(capsys, *argv):

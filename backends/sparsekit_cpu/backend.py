@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 import sparsekit
 from sparsekit import Plan
-from sparsekit._sysinfo import cpu_description
+from sparsekit.host import cpu_description
 from sparsekit.kernels.moe import route
 from sparsekit.kernels.spmm import SpMM
 

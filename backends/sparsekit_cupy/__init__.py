@@ -25,8 +25,8 @@ import os
 import sys
 from pathlib import Path
 
-from sparsekit import _probecache
-from sparsekit._probecache import dist_version as _version
+from sparsekit import host
+from sparsekit.host import dist_version as _version
 
 #: what the backend implements, for every dtype in DTYPES
 KERNELS = {
@@ -51,7 +51,7 @@ _memo: dict[str, dict] = {}
 
 
 def cache_path() -> Path:
-    return _probecache.cache_path("cupy")
+    return host.probe_cache_path("cupy")
 
 
 def _driver_state() -> list:
@@ -66,25 +66,25 @@ def _driver_state() -> list:
 
 def cache_key() -> str:
     cupy_dist = next((d for d in ("cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x", "cupy") if _version(d)), "")
-    return _probecache.key_of([cupy_dist, _version(cupy_dist) if cupy_dist else None,
+    return host.probe_key([cupy_dist, _version(cupy_dist) if cupy_dist else None,
                                os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get(ENV_DEVICE, ""),
                                sys.executable, _driver_state()])
 
 
 def run_probe(timeout: float = PROBE_TIMEOUT) -> dict:
     """Run ``_probe.main`` in a fresh interpreter; ``{"ok": False, "reason": ..., "cache": False}`` if it fails."""
-    return _probecache.run_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_cupy._probe",
+    return host.run_probe_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_cupy._probe",
                                       PROBE_MARKER, "CUDA device", timeout)
 
 
 def parse_probe_output(stdout: str, stderr: str, returncode: int) -> dict:
     """The probe's JSON line, or a failure naming the last line of its stderr (not cached)."""
-    return _probecache.parse_output(stdout, stderr, returncode, PROBE_MARKER, "CUDA device")
+    return host.parse_probe_output(stdout, stderr, returncode, PROBE_MARKER, "CUDA device")
 
 
 def probe_device(refresh: bool = False) -> dict:
     """The selected CUDA device's description (cached in memory and on disk); see the module doc."""
-    return _probecache.cached(_memo, cache_key(), cache_path(), run_probe, refresh)
+    return host.cached_probe(_memo, cache_key(), cache_path(), run_probe, refresh)
 
 
 def device_label(desc: dict) -> str:

@@ -20,7 +20,7 @@ DTYPES = ("float32", "float64")
 
 
 def _device() -> str:
-    from sparsekit._sysinfo import cpu_description
+    from sparsekit.host import cpu_description
 
     return cpu_description()
 

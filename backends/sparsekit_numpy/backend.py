@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparsekit import Backend, Plan
-from sparsekit._sysinfo import cpu_description
+from sparsekit.host import cpu_description
 from sparsekit.dtypes import host_dtype
 from sparsekit.kernels.sddmm import SDDMM
 from sparsekit.kernels.spmm import SpMM

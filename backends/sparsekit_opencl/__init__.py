@@ -21,8 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-from sparsekit import _probecache
-from sparsekit._probecache import dist_version as _version
+from sparsekit import host
+from sparsekit.host import dist_version as _version
 
 from ._device import ENV_VAR
 
@@ -35,8 +35,8 @@ KERNELS = {
     "kwta": ("dense",),
     "sparse_sparse": ("dense",),
 }
-#: seconds the probe subprocess may take (a first PoCL start can take a few)
-PROBE_TIMEOUT = 20.0
+#: seconds the probe subprocess may take (a first PoCL start and its smoke build can take a few)
+PROBE_TIMEOUT = 30.0
 PROBE_MARKER = "SPARSEKIT-OPENCL-PROBE "
 
 _memo: dict[str, dict] = {}
@@ -53,7 +53,7 @@ def device_label(desc: dict) -> str:
 
 
 def cache_path() -> Path:
-    return _probecache.cache_path("opencl")
+    return host.probe_cache_path("opencl")
 
 
 def _icd_state() -> list:
@@ -68,19 +68,21 @@ def _icd_state() -> list:
 
 
 def cache_key() -> str:
-    return _probecache.key_of([_version("pyopencl"), _version("pocl-binary-distribution"), os.environ.get(ENV_VAR, ""),
-                               sys.executable, _icd_state()])
+    # the CPU is part of the answer: a CPU driver's compiler may not know a newer microarchitecture
+    ident = host.cpuid()
+    return host.probe_key([_version("pyopencl"), _version("pocl-binary-distribution"), os.environ.get(ENV_VAR, ""),
+                           sys.executable, _icd_state(), [ident["vendor"], ident["family"], ident["model"]]])
 
 
 def run_probe(timeout: float = PROBE_TIMEOUT) -> dict:
     """Run the probe in a fresh interpreter; ``{"ok": False, "reason": ..., "cache": False}`` if it fails."""
-    return _probecache.run_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_opencl._probe",
+    return host.run_probe_subprocess(str(Path(__file__).resolve().parents[1]), "sparsekit_opencl._probe",
                                       PROBE_MARKER, "OpenCL device", timeout)
 
 
 def probe_device(refresh: bool = False) -> dict:
     """The selected device's description (cached in memory and on disk); see the module doc."""
-    return _probecache.cached(_memo, cache_key(), cache_path(), run_probe, refresh)
+    return host.cached_probe(_memo, cache_key(), cache_path(), run_probe, refresh)
 
 
 def info() -> dict:

@@ -68,12 +68,39 @@ def describe(device, index: str) -> dict:
     }
 
 
+#: a kernel the device's compiler must build before the backend calls the device usable
+_SMOKE = "__kernel void sparsekit_probe(__global float *a) { a[get_global_id(0)] *= 2.0f; }"
+
+
+def compile_check(device) -> str | None:
+    """None when the device's OpenCL C compiler builds a trivial kernel, else why not.
+
+    A driver can list a device whose compiler cannot target it: PoCL's bundled LLVM
+    does not know CPUs newer than itself (on AMD Zen 5 it asks for target CPU
+    'generic' and fails), and every kernel of the backend would then fail to build.
+    """
+    import pyopencl as cl
+
+    ctx = cl.Context([device])
+    try:
+        cl.Program(ctx, _SMOKE).build()
+    except cl.Error as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "error" in ln.lower() and "clBuildProgram" not in ln), lines[0] if lines else "")
+        return f"its OpenCL C compiler cannot build a kernel for {device.name.strip()}: {detail[:200]}"
+    return None
+
+
 def probe() -> dict:
     """The selected device's description, or ``{"ok": False, "reason": ...}``."""
     try:
-        return describe(*open_device())
+        device, index = open_device()
     except DeviceSelectionError as e:
         return {"ok": False, "reason": str(e)}
+    why = compile_check(device)
+    if why is not None:
+        return {"ok": False, "reason": why}
+    return describe(device, index)
 
 
 def main() -> None:

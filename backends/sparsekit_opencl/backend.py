@@ -169,6 +169,29 @@ def choose_csr_strategy(mean_row: float, style: str) -> str:
     return "vector" if mean_row >= threshold else "scalar"
 
 
+def gemm_variant(style: str) -> str:
+    """``"vec"`` (register-blocked, explicit vectors) for the cpu style, ``"tiled"`` (local memory) for gpu."""
+    return "vec" if style == "cpu" else "tiled"
+
+
+def kwta_vector(style: str, n: int) -> bool:
+    """One work-item per block of adjacent columns (the cpu style, or a GPU with columns enough for a
+    work-item each) rather than a work-group per column, whose lanes split the rows."""
+    return style == "cpu" or n >= 4096
+
+
+def ss_local_accumulator(accumulator_bytes: int, local_mem: int) -> bool:
+    """sparse_sparse: accumulate an output column in local memory when it fits (at most half the
+    device's local memory and 32 KiB); else in global memory, written transposed."""
+    return accumulator_bytes <= min(local_mem // 2, 32 * 1024)
+
+
+def ss_lanes(style: str, mean_col: float) -> int:
+    """sparse_sparse: work-items per output column. GPU: lanes enough for a column of W; CPU: one
+    (a work-group runs on one core anyway, and lanes would only add barriers: measured 1.5-2x slower)."""
+    return 1 if style == "cpu" else max(1, min(128, _pow2ceil(max(int(mean_col), 1))))
+
+
 def _int32(a) -> np.ndarray:
     a = np.asarray(a)
     if a.size and (a.max() > _INT32_MAX or a.min() < 0):
@@ -206,12 +229,6 @@ class OpenCLBackend(sparsekit.Backend):
     name = "opencl"
     supports = KERNELS
 
-    #: tests and measurements: force a variant instead of the style's choice
-    force_gemm = None  # "vec" (cpu style) or "tiled" (gpu style)
-    force_kwta = None  # "vec" (one work-item per column block) or "group" (a work-group per columns)
-    force_ss_lanes = None  # work-items per output column of sparse_sparse
-    force_ss_global = False  # sparse_sparse: accumulate in global memory (+ transpose) even when local fits
-
     def __init__(self, device: str | None = None, style: str | None = None, allow_fp16: bool = False):
         dev, index = open_device(device)
         self.cl_device = dev
@@ -232,7 +249,6 @@ class OpenCLBackend(sparsekit.Backend):
         self.style = style
         self._programs: dict = {}
         self._asked = 0
-        self.builds = 0  # programs actually built by this instance (the tests check the cache)
         self.last_csr_strategy = None
 
     @property
@@ -327,7 +343,6 @@ class OpenCLBackend(sparsekit.Backend):
             except Exception:  # noqa: BLE001 - the exception text carries the log too
                 log = str(e)
             raise OpenCLBuildError(label, self.desc["name"], options, log) from None
-        self.builds += 1
         self._programs[key] = prg
         return prg
 
@@ -441,19 +456,13 @@ class OpenCLBackend(sparsekit.Backend):
             out.append((d, (d["TSN"] // d["WPTN"], d["TSM"] // d["WPTM"])))
         return out
 
-    def gemm_variant(self) -> str:
-        """``"vec"`` (register-blocked, explicit vectors) on CPU devices, ``"tiled"`` (local memory) elsewhere."""
-        if self.force_gemm:
-            return self.force_gemm
-        return "vec" if self.is_cpu else "tiled"
-
     def _product(self, problem, w, x, rows=None):
         """Y = W @ X, or W[rows] @ X when ``rows`` is given (gather: only those rows are read)."""
         dt = problem.dtype
         k, n = x.shape
         m = len(rows) if rows is not None else w.shape[0]
         item = self._storage(dt).itemsize
-        variant = self.gemm_variant()
+        variant = gemm_variant(self.style)
         if n == 1:
             variant = "gemv_vec" if variant == "vec" else "gemv"
         npad = n
@@ -676,9 +685,7 @@ class OpenCLBackend(sparsekit.Backend):
         item = self._storage(dt).itemsize
         # CPU: explicit vectors over VW adjacent columns; GPU: the work-group kernel (lanes split
         # the rows) unless there are columns enough for one work-item each
-        vector = self.is_cpu or n >= 4096
-        if self.force_kwta:
-            vector = self.force_kwta == "vec"
+        vector = kwta_vector(self.style, n)
         vw = (SIMD_BYTES // self._acc(dt).itemsize if self.is_cpu else 1) if vector else 1
         npad = _roundup(n, vw) if vw > 1 else n
         self.check_sizes(problem, {"X": m * npad * item, "Y": m * npad * item})
@@ -720,7 +727,7 @@ class OpenCLBackend(sparsekit.Backend):
         acc = self._acc(dt).itemsize
         # the output column in local memory when it fits (sized to a power of two: few program variants)
         local_m = max(64, _pow2ceil(m))
-        local_ok = local_m * acc <= min(self.local_mem // 2, 32 * 1024) and not self.force_ss_global
+        local_ok = ss_local_accumulator(local_m * acc, self.local_mem)
         sizes = {"W values": w.nnz * item, "W rows": w.nnz * 4, "W column pointers": (w.shape[1] + 1) * 4,
                  "X values": xc.nnz * item, "X rows": xc.nnz * 4, "X column pointers": (n + 1) * 4, "Y": m * n * item}
         if not local_ok:
@@ -733,11 +740,7 @@ class OpenCLBackend(sparsekit.Backend):
         xval = self.upload(bufs, self._dense(xc.data, dt))
         yb = self.scratch(bufs, m * n * item)
         mean_col = w.nnz / max(w.shape[1], 1)
-        # GPU: lanes enough for a column of W; CPU: one work-item per output column (a work-group
-        # runs on one core anyway, and lanes would only add barriers: measured 1.5-2x slower)
-        sl0 = 1 if self.is_cpu else max(1, min(128, _pow2ceil(max(int(mean_col), 1))))
-        if self.force_ss_lanes:
-            sl0 = self.force_ss_lanes
+        sl0 = ss_lanes(self.style, mean_col)
         defs = {"LOCAL_M": local_m} if local_ok else {}
         cands = [({**defs, "SL": s}, (s,)) for s in sorted({sl0, 64, 32, 16, 8, 4, 2, 1}, reverse=True) if s <= sl0]
         knl, defs, loc = self.fixed_kernel("sparse_sparse.cl", "ss_scatter", dt, cands)

@@ -51,7 +51,7 @@ def _nvidia_driver_present() -> bool:
 
 
 def _device_guess() -> str:
-    from sparsekit._sysinfo import cpu_description
+    from sparsekit.host import cpu_description
 
     try:
         spec = requested_device()

@@ -29,7 +29,7 @@ import torch
 
 import sparsekit
 from sparsekit import Plan
-from sparsekit._sysinfo import cpu_description, thread_policy
+from sparsekit.host import cpu_description, thread_policy
 from sparsekit.dtypes import host_dtype
 
 from . import DTYPES, KERNELS, requested_device

@@ -5,12 +5,14 @@ shapes and layout of ``problem.inputs`` and of the result.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import dtypes
 from .._errors import UnknownKernelError
 from ..problem import Problem
-from .base import Check, KernelSpec, Ops, rel_error
+from .base import BenchGrid, BenchPoint, Case, Check, KernelSpec, Ops, rel_error
 from .dense_mm import DenseMM
 from .gather_mm import GatherMM
 from .kwta import KWTA
@@ -20,21 +22,77 @@ from .sddmm import SDDMM
 from .sparse_sparse import SparseSparse
 from .spmm import SpMM
 
-_SPECS: dict[str, KernelSpec] = {
-    spec.name: spec for spec in (DenseMM(), SpMM(), SDDMM(), GatherMM(), KWTA(), SparseSparse(), LIF(), MoE())
-}
+#: the entry-point group through which a package adds kernels to the catalogue (as
+#: ``sparsekit.backends`` adds backends): ``name = "package.module:SpecClass"``
+GROUP = "sparsekit.kernels"
+#: the core's own kernels, always present (even when sparsekit runs from a source tree
+#: without an install, as the offline GPU kit does), in catalogue order
+BUILTIN = (DenseMM, SpMM, SDDMM, GatherMM, KWTA, SparseSparse, LIF, MoE)
+
+_specs: dict[str, KernelSpec] | None = None
+_extra: dict[str, KernelSpec] = {}
+
+
+def _catalogue() -> dict[str, KernelSpec]:
+    """name -> spec: the built-in kernels, then those registered through ``GROUP``, then ``register_kernel``'s."""
+    global _specs
+    if _specs is None:
+        from ..registry import unique_entry_points
+
+        specs = {cls.name: cls() for cls in BUILTIN}
+        for ep in unique_entry_points(GROUP, "kernel"):
+            if ep.name in specs and type(specs[ep.name]).__module__.startswith(__name__):
+                continue  # the distribution's own entry point for a built-in
+            try:
+                obj = ep.load()
+                spec = _as_spec(obj() if isinstance(obj, type) else obj, ep.name)
+            except Exception as e:  # noqa: BLE001 - one broken plug-in must not hide the catalogue
+                warnings.warn(f"sparsekit: kernel {ep.name!r} ({ep.value}) could not be loaded: {type(e).__name__}: {e}",
+                              stacklevel=3)
+                continue
+            specs[ep.name] = spec
+        specs.update(_extra)
+        _specs = specs
+    return _specs
+
+
+def _as_spec(spec, name: str) -> KernelSpec:
+    if not isinstance(spec, KernelSpec):
+        raise TypeError(f"kernel {name!r} is a {type(spec).__name__}, not a sparsekit KernelSpec")
+    if spec.name != name:
+        raise ValueError(f"kernel registered as {name!r} calls itself {spec.name!r}")
+    return spec
+
+
+def register_kernel(spec: KernelSpec) -> None:
+    """Add a kernel without an installed entry point (tests, notebooks; this process only)."""
+    global _specs
+    spec = _as_spec(spec, getattr(spec, "name", ""))
+    _extra[spec.name] = spec
+    _specs = None
+
+
+def unregister_kernel(name: str) -> None:
+    global _specs
+    _extra.pop(name, None)
+    _specs = None
 
 
 def kernels() -> list[str]:
-    """Names of the catalogue's kernels, in catalogue order."""
-    return list(_SPECS)
+    """Names of the catalogue's kernels, in catalogue order (built-ins first)."""
+    return list(_catalogue())
+
+
+def specs() -> list[KernelSpec]:
+    """Every kernel's spec, in catalogue order."""
+    return list(_catalogue().values())
 
 
 def get_kernel(name: str) -> KernelSpec:
     try:
-        return _SPECS[name]
+        return _catalogue()[name]
     except (KeyError, TypeError):
-        raise UnknownKernelError(f"unknown kernel {name!r}: choose one of {', '.join(_SPECS)}") from None
+        raise UnknownKernelError(f"unknown kernel {name!r}: choose one of {', '.join(_catalogue())}") from None
 
 
 def make_problem(kernel: str, *, dtype="float32", seed: int = 0, **params) -> Problem:
@@ -54,7 +112,7 @@ def make_problem(kernel: str, *, dtype="float32", seed: int = 0, **params) -> Pr
         full["blocksize"] = _check_blocksize(full["blocksize"])
     rng = np.random.default_rng([seed, _kernel_salt(kernel)])
     full, inputs = spec.generate(rng, full)
-    return Problem(kernel, full, inputs)
+    return Problem(kernel, full, inputs, spec=spec)
 
 
 def _kernel_salt(kernel: str) -> int:
@@ -87,4 +145,6 @@ def compulsory_bytes(problem: Problem) -> int:
     return problem.cached("bytes", lambda: problem.spec.compulsory_bytes(problem))
 
 
-__all__ = ["Check", "KernelSpec", "Ops", "check", "compulsory_bytes", "get_kernel", "kernels", "make_problem", "ops", "reference", "rel_error"]
+__all__ = ["BUILTIN", "BenchGrid", "BenchPoint", "Case", "Check", "GROUP", "KernelSpec", "Ops", "check", "compulsory_bytes",
+           "get_kernel", "kernels", "make_problem", "ops", "reference", "register_kernel", "rel_error", "specs",
+           "unregister_kernel"]

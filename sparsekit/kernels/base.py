@@ -23,7 +23,7 @@ so the bound is gamma_{K+1}(float32) (|A| @ |B|) + u_half |Y|, doubled as above.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -94,8 +94,94 @@ def nonzero_counts(a, axis: int) -> np.ndarray:
     return np.count_nonzero(a, axis=axis).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Case:
+    """One conformance case of a kernel: fixed ``make_problem`` keywords (dtype and seed apart).
+
+    ``representative``: one case per kernel (and spmm format) on which the interface's
+    promises (result type, a second call, untouched inputs) are checked.
+    """
+
+    kernel: str
+    label: str
+    params: dict = field(default_factory=dict)
+    representative: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.kernel}-{self.label}"
+
+
+@dataclass(frozen=True)
+class BenchGrid:
+    """One asv benchmark class of a kernel (``benchmarks/``; the backend is always the first
+    parameter, before ``param_names``).
+
+    ``default`` and ``full`` hold one fixed list of values per parameter (``full`` is the
+    large grid, ``SPARSEKIT_FULL=1``; None: the same as default). A ``shape`` parameter is
+    an "AxBxC" string over ``shape_axes`` (default: the kernel's). ``labels`` maps a
+    parameter's value to the make_problem keywords it stands for (e.g. spmm's "bsr4x4");
+    ``fixed`` holds keywords every point shares.
+    """
+
+    name: str
+    param_names: tuple
+    default: tuple
+    full: tuple | None = None
+    fixed: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+    shape_axes: tuple | None = None
+
+    def values(self, full: bool = False) -> list[list]:
+        return [list(v) for v in (self.full if full and self.full is not None else self.default)]
+
+
+@dataclass(frozen=True)
+class BenchPoint:
+    """Where one benchmark measurement sits in a break-even sweep (``KernelSpec.bench_point``)."""
+
+    variant: str      # what distinguishes the sweep besides shape (pattern, format, DLMC matrix, ...)
+    shape: str        # the shape shown
+    dense_shape: str  # m x k x n of the dense_mm doing the same work
+    sparsity: float | None
+
+
+#: interpreter, libraries and small temporaries: present whatever the problem's size
+BASELINE_BYTES = 64 * 2**20
+
+
+def oracle_itemsize(dtype: str) -> int:
+    """Bytes per element of the arrays a problem's checking holds: the oracles work in
+    float64 whatever the problem's dtype."""
+    return 8
+
+
+def value_bytes(dtype: str) -> int:
+    """Bytes per stored value of a problem in ``dtype`` as a device holds it (half types: 2)."""
+    return {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}.get(str(dtype), 4)
+
+
+#: bytes of a stored index (int32 column indices and row offsets)
+INDEX_BYTES = 4
+
+
+def shape_str(dims) -> str:
+    return "x".join(str(int(d)) for d in dims)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in str(text).lower().split("x"))
+
+
 class KernelSpec:
-    """Base class of the catalogue entries; subclasses fill in the model."""
+    """Base class of the catalogue entries; subclasses fill in the model.
+
+    Everything the rest of the suite needs to know about a kernel lives here, so that
+    adding one (in this package, or in a research group's own package registered
+    through the ``sparsekit.kernels`` entry-point group) touches no other module:
+    shape axes, example and conformance parameters, footprint and nominal op/byte
+    models, result kind, Hypothesis strategy, benchmark grid.
+    """
 
     name: str = ""
     summary: str = ""
@@ -105,6 +191,19 @@ class KernelSpec:
     defaults: dict = {}
     #: unit of the figure ``check`` returns as ``error``
     error_unit: str = "max|Y-Yref|/max|Yref|"
+    #: the problem's shape parameters, in the order of ``--shape`` and of benchmark shape strings
+    shape_axes: tuple[str, ...] = ("m", "k", "n")
+    #: ``sparsekit run`` shape when ``--shape`` is not given
+    example_shape: tuple[int, ...] = (1024, 1024, 64)
+    #: the parameter a break-even sweeps ("sparsity"; None: not swept by ``--sparsity``)
+    sweep_param: str | None = "sparsity"
+    #: "values": a result in the problem's float type; "raster": 0/1 spikes in any real type
+    result_kind: str = "values"
+    #: asv benchmark classes of this kernel (``benchmarks/``)
+    benchmarks: tuple[BenchGrid, ...] = ()
+    #: substrings of ``make_problem`` ValueErrors that are documented refusals of a drawn
+    #: parameter set (not bugs): the Hypothesis strategy discards such draws
+    documented_refusals: tuple[str, ...] = ()
 
     # -- to implement -------------------------------------------------------
     def generate(self, rng: np.random.Generator, params: dict) -> tuple[dict, dict]:
@@ -125,13 +224,92 @@ class KernelSpec:
         """Length of the longest reduction (the K of gamma_K)."""
         raise NotImplementedError
 
+    def conformance_cases(self) -> list[Case]:
+        """The fixed grid the conformance suite runs on every backend (small problems)."""
+        raise NotImplementedError
+
+    def small_params(self, fmt: str | None = None) -> dict:
+        """make_problem keywords of a tiny problem in storage format ``fmt`` (None: the default)."""
+        raise NotImplementedError
+
+    def draw_kwargs(self, draw, sks, max_side: int) -> dict:
+        """Hypothesis: draw make_problem keywords (dtype and seed apart). ``sks`` is
+        ``sparsekit.testing.strategies`` (its strategies, and ``sks.st``, Hypothesis's), passed
+        in so that the catalogue never imports Hypothesis."""
+        raise NotImplementedError
+
+    # -- with defaults --------------------------------------------------------
     def sparsity(self, problem: Problem) -> float:
         """The sparsity the kernel exploits, measured on the generated data (0 for dense)."""
         return 0.0
 
-    def dense_equivalent(self, problem: Problem) -> dict | None:
-        """(m, k, n) of the dense_mm that does the same job densely; None if there is none."""
+    def dense_equivalent(self, params: dict) -> dict | None:
+        """(m, k, n) of the dense_mm that does the same job densely, from a problem's (or
+        make_problem's) parameters; None if there is none."""
         return None
+
+    def nominal_sparsity(self, params: dict) -> float | None:
+        """The exploited sparsity a parameter set asks for, before anything is generated."""
+        s = params.get("sparsity")
+        return None if s is None else float(s)
+
+    def shape_of(self, params: dict) -> tuple:
+        """The shape parameters' values, in ``shape_axes`` order."""
+        return tuple(params[a] for a in self.shape_axes)
+
+    def params_from_shape(self, dims, axes: tuple | None = None) -> dict:
+        """``--shape`` (or a benchmark shape string's) dimensions as make_problem keywords."""
+        axes = axes or self.shape_axes
+        dims = tuple(dims)
+        if len(dims) != len(axes):
+            raise ValueError(f"{self.name}: a shape needs {'x'.join(a.upper() for a in axes)}, got "
+                             f"{'x'.join(map(str, dims))}")
+        return dict(zip(axes, (int(d) for d in dims)))
+
+    def footprint_bytes(self, params: dict, dtype: str) -> int:
+        """Estimated peak host bytes to generate, check and time one problem, from its
+        parameters alone (``sparsekit run``'s pre-flight check; see ``sparsekit.resources``).
+        The default suits an m x k x n product with an m x k operand."""
+        it = oracle_itemsize(dtype)
+        m, k, n = (int(params.get(key) or 0) for key in ("m", "k", "n"))
+        return int(BASELINE_BYTES + 14 * m * k * it + 6 * (k * n + m * n) * it)
+
+    def nominal_model(self, params: dict) -> tuple[float, float] | None:
+        """(FLOPs, compulsory bytes) a parameter set implies before generation (nnz taken as
+        (1 - sparsity) x size): the report's roofline model for results that are numbers only.
+        None: the work depends on more than the parameters (data-dependent)."""
+        return None
+
+    def bench_kwargs(self, grid: BenchGrid, params: dict) -> dict:
+        """make_problem keywords of one point of ``grid`` (``params``: name -> value, no backend)."""
+        kw = dict(grid.fixed)
+        for name, value in params.items():
+            if name == "shape":
+                kw.update(self.params_from_shape(parse_shape(value), grid.shape_axes))
+            elif name in grid.labels:
+                kw.update(grid.labels[name][value])
+            else:
+                kw[name] = value
+        return kw
+
+    def bench_point(self, grid: BenchGrid, params: dict) -> BenchPoint | None:
+        """The sweep point of a benchmark measurement, or None when it pairs with no dense_mm."""
+        kw = self.bench_kwargs(grid, params)
+        try:
+            eq = self.dense_equivalent(kw)
+        except (KeyError, ValueError, FileNotFoundError):
+            return None
+        if eq is None:
+            return None
+        dense = shape_str((eq["m"], eq["k"], eq["n"]))
+        axes = {"backend", "shape", self.sweep_param, "matrix"}
+        variant = ", ".join(
+            str(v) if k in ("pattern", "format") else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in params.items() if k not in axes)
+        if kw.get("matrix") is not None:
+            variant = ", ".join(x for x in (f"dlmc:{kw['matrix']}", variant) if x)
+        shape = params.get("shape") or dense
+        return BenchPoint(variant, str(shape), dense, self.nominal_sparsity(kw))
 
     # -- shared -------------------------------------------------------------
     def check(self, problem: Problem, result, allowance=None) -> Check:
@@ -197,8 +375,8 @@ class ProductSpec(KernelSpec):
     def sparsity(self, problem):
         return problem.params["sparsity"]
 
-    def dense_equivalent(self, problem):
-        return {key: problem.params[key] for key in ("m", "k", "n")}
+    def dense_equivalent(self, params):
+        return {key: int(params[key]) for key in ("m", "k", "n")}
 
 
 class SparseWeightsProduct(ProductSpec):
@@ -219,6 +397,26 @@ class SparseWeightsProduct(ProductSpec):
         # each output sums one row of W: the longest row is the longest reduction
         w = problem.inputs["w"]
         return int(np.diff(w.indptr).max()) if w.shape[0] else 0
+
+    def dense_equivalent(self, params):
+        """m and k from the parameters, or from a DLMC matrix's header (before generation)."""
+        if params.get("m") is None and params.get("matrix") is not None:
+            from .. import io
+
+            m, k = io.smtx_shape(io.dlmc_path(params["matrix"], params.get("sparsity")))
+            return {"m": int(m), "k": int(k), "n": int(params["n"])}
+        return super().dense_equivalent(params)
+
+    def nominal_model(self, params):
+        """W (1 - sparsity) dense of m x k, X dense k x n: CSR of W read once, X read, Y written."""
+        eq = self.dense_equivalent(params)
+        s = self.nominal_sparsity(params)
+        if eq is None or s is None:
+            return None
+        m, k, n = eq["m"], eq["k"], eq["n"]
+        v = value_bytes(params.get("dtype", "float32"))
+        nnz = (1.0 - s) * m * k
+        return 2.0 * nnz * n, nnz * (v + INDEX_BYTES) + (m + 1) * INDEX_BYTES + v * (k * n + m * n)
 
 
 def _as_result(result, shape, kernel: str) -> np.ndarray:

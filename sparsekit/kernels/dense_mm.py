@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import patterns
-from ._weights import dense_operand
-from .base import ProductSpec, Ops, dim, effective_macs, nonzero_counts
+from .weights import dense_operand
+from .base import BASELINE_BYTES, Case, ProductSpec, Ops, dim, effective_macs, nonzero_counts, oracle_itemsize, value_bytes
 
 
 class DenseMM(ProductSpec):
@@ -44,3 +44,34 @@ class DenseMM(ProductSpec):
     def compulsory_bytes(self, problem):
         w, x = problem.inputs["w"], problem.inputs["x"]
         return (w.size + x.size + w.shape[0] * x.shape[1]) * w.itemsize
+
+    # The DenseMM benchmark's shapes are every other kernel's dense equivalents
+    # (benchmarks/bench_dense_mm.py derives them from the catalogue), so it has no grid here.
+
+    def footprint_bytes(self, params, dtype):
+        it = oracle_itemsize(dtype)
+        m, k, n = (int(params.get(key) or 0) for key in ("m", "k", "n"))
+        return int(BASELINE_BYTES + 4 * m * k * it + 6 * (k * n + m * n) * it)
+
+    def nominal_model(self, params):
+        m, k, n = (int(params[key]) for key in ("m", "k", "n"))
+        return 2.0 * m * k * n, float(value_bytes(params.get("dtype", "float32")) * (m * k + k * n + m * n))
+
+    def conformance_cases(self):
+        mkn, odd = dict(m=48, k=40, n=12), dict(m=37, k=29, n=7)
+        return [
+            Case(self.name, "dense", mkn, representative=True),
+            Case(self.name, "uniform-0.9", {**mkn, "sparsity": 0.9}),
+            Case(self.name, "odd-shape", odd),
+            Case(self.name, "1x1x1", dict(m=1, k=1, n=1)),
+        ]
+
+    def small_params(self, fmt=None):
+        return dict(m=8, k=8, n=4)
+
+    def draw_kwargs(self, draw, sks, max_side):
+        side = sks.sides(1, max_side)
+        kw = dict(m=draw(side), k=draw(side), n=draw(side))
+        if draw(sks.st.booleans()):
+            kw.update(sparsity=draw(sks.sparsity_levels()), pattern=draw(sks.sparsity_patterns()))
+        return kw

@@ -6,8 +6,9 @@ import operator
 import numpy as np
 
 from .. import patterns
-from ._weights import dense_operand
-from .base import ProductSpec, Ops, dim, effective_macs, nonzero_counts
+from .weights import dense_operand
+from .base import (BASELINE_BYTES, BenchGrid, Case, ProductSpec, Ops, dim, effective_macs, nonzero_counts, oracle_itemsize,
+                   shape_str, value_bytes)
 
 
 class GatherMM(ProductSpec):
@@ -68,3 +69,59 @@ class GatherMM(ProductSpec):
         w, x, rows = problem.inputs["w"], problem.inputs["x"], problem.inputs["rows"]
         r = len(rows)
         return (r * w.shape[1] + x.size + r * x.shape[1]) * w.itemsize + r * 8
+
+    # sparsity: the unselected fraction of W's rows; the dense equivalent is the whole product
+    benchmarks = (
+        BenchGrid("GatherMM", ("shape", "sparsity"),
+                  default=([shape_str((2048, 2048, 64))], [0.5, 0.75, 0.9, 0.95, 0.99]),
+                  full=([shape_str((2048, 2048, 1)), shape_str((2048, 2048, 64)), shape_str((4096, 4096, 1)),
+                         shape_str((4096, 4096, 64))], [0.5, 0.75, 0.875, 0.9, 0.95, 0.98, 0.99])),
+    )
+
+    def nominal_sparsity(self, params):
+        if params.get("sparsity") is not None:
+            return float(params["sparsity"])
+        rows = params.get("rows")
+        if isinstance(rows, (int, np.integer)) and params.get("m"):
+            return 1.0 - int(rows) / int(params["m"])
+        return None
+
+    def footprint_bytes(self, params, dtype):
+        # all m rows are stored, only the selected (1 - sparsity) are worked on
+        s = self.nominal_sparsity(params)
+        density = 1.0 if s is None else min(1.0, max(0.0, 1.0 - s))
+        it = oracle_itemsize(dtype)
+        m, k, n = (int(params.get(key) or 0) for key in ("m", "k", "n"))
+        return int(BASELINE_BYTES + (2 + 12 * density) * m * k * it + 6 * (k * n + m * n) * it)
+
+    def nominal_model(self, params):
+        m, k, n = (int(params[key]) for key in ("m", "k", "n"))
+        r = (1.0 - self.nominal_sparsity(params)) * m
+        v = value_bytes(params.get("dtype", "float32"))
+        return 2.0 * r * k * n, v * (r * k + k * n + r * n) + 8.0 * r
+
+    def conformance_cases(self):
+        mkn = dict(m=48, k=40, n=12)
+        c = [Case(self.name, f"sparsity-{s}", {**mkn, "sparsity": s}, representative=s == 0.5)
+             for s in (0.0, 0.5, 0.9, 1.0)]
+        c.append(Case(self.name, "rows-reversed", {**mkn, "rows": np.arange(47, -1, -3)}))
+        return c
+
+    def small_params(self, fmt=None):
+        return dict(m=8, k=8, n=4, rows=3)
+
+    def draw_kwargs(self, draw, sks, max_side):
+        st = sks.st
+        side = sks.sides(1, max_side)
+        m, k, n = draw(side), draw(side), draw(side)
+        kw = dict(m=m, k=k, n=n)
+        how = draw(st.sampled_from(["count", "indices", "sparsity"]))
+        if how == "count":
+            kw.update(rows=draw(st.one_of(st.sampled_from([0, m]), st.integers(0, m))))
+        elif how == "indices":
+            perm = draw(st.permutations(range(m)))
+            r = draw(st.one_of(st.sampled_from([0, m]), st.integers(0, m)))
+            kw.update(rows=np.asarray(perm[:r], dtype=np.int64))
+        else:
+            kw.update(sparsity=draw(sks.sparsity_levels()))
+        return kw

@@ -6,8 +6,9 @@ import operator
 import numpy as np
 
 from .. import patterns
-from ._weights import dense_operand
-from .base import Check, KernelSpec, Ops, _as_result, dim, rel_error
+from .weights import dense_operand
+from .base import (BASELINE_BYTES, BenchGrid, Case, Check, KernelSpec, Ops, _as_result, dim, oracle_itemsize, rel_error,
+                   shape_str, value_bytes)
 
 
 def kwta_reference(x: np.ndarray, k: int) -> np.ndarray:
@@ -35,6 +36,14 @@ class KWTA(KernelSpec):
     name = "kwta"
     summary = "keep the k largest per column, zero the rest"
     defaults = {"m": None, "n": None, "k": None, "sparsity": None}
+    shape_axes = ("m", "n")
+    example_shape = (1024, 64)
+    # shape: m x n (units x batch); sparsity = 1 - k/m. No dense equivalent, so no break-even.
+    benchmarks = (
+        BenchGrid("KWTA", ("shape", "sparsity"), default=([shape_str((2048, 64))], [0.5, 0.9, 0.95, 0.99]),
+                  full=([shape_str((2048, 64)), shape_str((4096, 256)), shape_str((16384, 64))],
+                        [0.5, 0.8, 0.9, 0.95, 0.98, 0.99])),
+    )
     error_unit = "max|sorted(Y)-sorted(Yref)|/max|Yref| per column"
 
     def generate(self, rng, params):
@@ -81,6 +90,35 @@ class KWTA(KernelSpec):
 
     def depth(self, problem):
         return 0
+
+    def footprint_bytes(self, params, dtype):
+        m, n = (int(params.get(key) or 0) for key in ("m", "n"))
+        return int(BASELINE_BYTES + 8 * m * n * oracle_itemsize(dtype))
+
+    def nominal_model(self, params):
+        # one visit per element (the catalogue's op count), X read and Y written once
+        m, n = int(params["m"]), int(params["n"])
+        return float(m * n), 2.0 * m * n * value_bytes(params.get("dtype", "float32"))
+
+    def conformance_cases(self):
+        c = [Case(self.name, f"sparsity-{s}", dict(m=48, n=12, sparsity=s), representative=s == 0.5)
+             for s in (0.0, 0.5, 0.9, 1.0)]
+        c.append(Case(self.name, "k1-odd", dict(m=37, n=7, k=1)))
+        return c
+
+    def small_params(self, fmt=None):
+        return dict(m=8, n=4, k=2)
+
+    def draw_kwargs(self, draw, sks, max_side):
+        st = sks.st
+        side = sks.sides(1, max_side)
+        m, n = draw(side), draw(side)
+        kw = dict(m=m, n=n)
+        if draw(st.booleans()):
+            kw.update(k=draw(st.one_of(st.sampled_from([0, m]), st.integers(0, m))))
+        else:
+            kw.update(sparsity=draw(sks.sparsity_levels()))
+        return kw
 
     def sparsity(self, problem):
         return problem.params["sparsity"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ._weights import WEIGHT_DEFAULTS, csr_bytes, sparse_weights
-from .base import Check, KernelSpec, Ops, _as_result, dim, nonzero_counts
+from .weights import WEIGHT_DEFAULTS, csr_bytes, sparse_weights
+from .base import BASELINE_BYTES, BenchGrid, Case, Check, KernelSpec, Ops, _as_result, dim, nonzero_counts, oracle_itemsize, shape_str
 
 
 def simulate(spikes: np.ndarray, w, du: float, dv: float, vth: float, bias: float, dtype=np.float64):
@@ -69,6 +69,16 @@ class LIF(KernelSpec):
         "du": 0.2, "dv": 0.1, "vth": 1.0, "bias": 0.0, **WEIGHT_DEFAULTS,
     }
     error_unit = "fraction of raster entries that differ"
+    shape_axes = ("n_in", "n_out", "steps")
+    example_shape = (1000, 1000, 100)
+    result_kind = "raster"
+    # sparsity: the synapses'; rate: the input spike trains'
+    benchmarks = (
+        BenchGrid("LIF", ("rate", "shape", "sparsity"),
+                  default=([0.1], [shape_str((1024, 1024, 100))], [0.5, 0.9, 0.99]),
+                  full=([0.02, 0.1], [shape_str((1024, 1024, 100)), shape_str((4096, 4096, 100)),
+                                      shape_str((1024, 1024, 1000))], [0.5, 0.8, 0.9, 0.95, 0.98, 0.99])),
+    )
 
     def generate(self, rng, params):
         steps = dim("steps", params["steps"])
@@ -135,6 +145,40 @@ class LIF(KernelSpec):
 
     def depth(self, problem):
         return 0
+
+    def footprint_bytes(self, params, dtype):
+        n_in, n_out, steps = (int(params.get(k) or 0) for k in ("n_in", "n_out", "steps"))
+        it = oracle_itemsize(dtype)
+        return int(BASELINE_BYTES + 4 * n_in * n_out * it + 4 * steps * (n_in + n_out) * it)
+
+    def conformance_cases(self):
+        lif = dict(n_in=48, n_out=40, steps=32)
+        c = [Case(self.name, f"{p}-0.9", {**lif, "sparsity": 0.9, "pattern": p}, representative=p == "uniform")
+             for p in ("uniform", "block", "powerlaw")]
+        c += [Case(self.name, "uniform-0.5-rate0.5", {**lif, "sparsity": 0.5, "rate": 0.5}),
+              Case(self.name, "bias-no-decay", {**lif, "sparsity": 0.8, "bias": 0.05, "du": 1.0, "dv": 0.0}),
+              Case(self.name, "dense-0.0", {**lif, "sparsity": 0.0})]
+        return c
+
+    def small_params(self, fmt=None):
+        return dict(n_in=8, n_out=8, steps=4, sparsity=0.5)
+
+    def draw_kwargs(self, draw, sks, max_side):
+        st = sks.st
+        side = sks.sides(1, max_side)
+        n_out, n_in = draw(side), draw(side)
+        kw = draw(sks.weight_kwargs(n_out, n_in, max_side))
+        if "weights" not in kw:
+            kw["n_out"], kw["n_in"] = kw.pop("m"), kw.pop("k")
+        kw.update(
+            steps=draw(st.integers(1, 16)),
+            rate=draw(st.one_of(st.sampled_from([0.0, 1.0, 0.1, 0.5]), st.floats(0, 1))),
+            du=draw(st.one_of(st.sampled_from([0.0, 0.2, 1.0]), st.floats(0, 1))),
+            dv=draw(st.one_of(st.sampled_from([0.0, 0.1, 1.0]), st.floats(0, 1))),
+            vth=draw(st.sampled_from([1.0, 0.5, 2.0, 10.0])),
+            bias=draw(st.sampled_from([0.0, 0.05, -0.1, 0.3, 1.5])),
+        )
+        return kw
 
     def sparsity(self, problem):
         return problem.params["sparsity"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ._weights import dense_operand
-from .base import KernelSpec, Ops, accumulation_bound, dim
+from .weights import dense_operand
+from .base import BASELINE_BYTES, BenchGrid, Case, KernelSpec, Ops, accumulation_bound, dim, oracle_itemsize, shape_str, value_bytes
 
 
 def route(logits: np.ndarray, top_k: int):
@@ -37,6 +37,16 @@ class MoE(KernelSpec):
     name = "moe"
     summary = "top-k gate, then only the chosen experts' matmuls"
     defaults = {"m": None, "k": None, "n": None, "experts": 8, "top_k": 2}
+    # its sparsity is 1 - top_k/experts, set by --top-k and --experts, not by --sparsity
+    sweep_param = "top_k"
+    documented_refusals = ("routing",)
+    # shape: experts x m x k x n (n tokens); the dense equivalent runs all experts, (experts*m) x k x n
+    benchmarks = (
+        BenchGrid("MoE", ("shape", "top_k"), default=([shape_str((8, 512, 512, 64))], [1, 2, 4]),
+                  full=([shape_str((8, 512, 512, 64)), shape_str((8, 1024, 1024, 256)), shape_str((64, 256, 512, 64))],
+                        [1, 2, 4, 8]),
+                  shape_axes=("experts", "m", "k", "n")),
+    )
 
     def generate(self, rng, params):
         m, k, n = (dim(key, params[key]) for key in ("m", "k", "n"))
@@ -132,5 +142,41 @@ class MoE(KernelSpec):
     def sparsity(self, problem):
         return problem.params["sparsity"]
 
-    def dense_equivalent(self, problem):
-        return {"m": problem.params["experts"] * problem.params["m"], "k": problem.params["k"], "n": problem.params["n"]}
+    def dense_equivalent(self, params):
+        e = int(params.get("experts") or self.defaults["experts"])
+        return {"m": e * int(params["m"]), "k": int(params["k"]), "n": int(params["n"])}
+
+    def nominal_sparsity(self, params):
+        e = int(params.get("experts") or self.defaults["experts"])
+        return 1.0 - int(params.get("top_k") or self.defaults["top_k"]) / e
+
+    def footprint_bytes(self, params, dtype):
+        it = oracle_itemsize(dtype)
+        m, k, n = (int(params.get(key) or 0) for key in ("m", "k", "n"))
+        experts = int(params.get("experts") or self.defaults["experts"])
+        return int(BASELINE_BYTES + 3 * experts * m * k * it + 6 * (k * n + m * n) * it)
+
+    def nominal_model(self, params):
+        """top_k expert products per token plus the gate; every expert's weights read once."""
+        m, k, n = (int(params[key]) for key in ("m", "k", "n"))
+        e = int(params.get("experts") or self.defaults["experts"])
+        top_k = int(params.get("top_k") or self.defaults["top_k"])
+        v = value_bytes(params.get("dtype", "float32"))
+        return 2.0 * (top_k * m * k * n + e * k * n), float(v * (k * n + e * k + e * m * k + m * n))
+
+    def conformance_cases(self):
+        moe = dict(m=24, k=16, n=20)
+        return [Case(self.name, "e8-top2", {**moe, "experts": 8, "top_k": 2}, representative=True),
+                Case(self.name, "e4-top4", {**moe, "experts": 4, "top_k": 4}),
+                Case(self.name, "e1-top1", {**moe, "experts": 1, "top_k": 1}),
+                Case(self.name, "e8-top1-n1", dict(m=24, k=16, n=1, experts=8, top_k=1))]
+
+    def small_params(self, fmt=None):
+        return dict(m=8, k=8, n=4)
+
+    def draw_kwargs(self, draw, sks, max_side):
+        st = sks.st
+        side = sks.sides(1, max_side)
+        experts = draw(st.integers(1, 8))
+        top_k = draw(st.one_of(st.sampled_from([1, experts]), st.integers(1, experts)))
+        return dict(m=draw(side), k=draw(side), n=draw(side), experts=experts, top_k=top_k)

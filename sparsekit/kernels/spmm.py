@@ -3,10 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._weights import WEIGHT_DEFAULTS, csr_bytes, dense_operand, sparse_weights
-from .base import SparseWeightsProduct, dim
+from .. import io
+from .weights import WEIGHT_DEFAULTS, csr_bytes, dense_operand, sparse_weights
+from .base import BenchGrid, Case, SparseWeightsProduct, dim, shape_str
 
 FORMATS = ("csr", "bsr", "nm")
+
+#: default-grid weight sparsities of the sweeps (spmm, sparse_sparse), and the full grid's
+SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+SPARSITIES_FULL = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
+#: structured formats' benchmark labels -> make_problem keywords
+BENCH_FORMATS = {
+    "bsr4x4": {"format": "bsr", "pattern": "block", "blocksize": (4, 4)},
+    "bsr16x16": {"format": "bsr", "pattern": "block", "blocksize": (16, 16)},
+    "nm": {"format": "nm", "pattern": "nm"},
+}
 
 
 class SpMM(SparseWeightsProduct):
@@ -57,3 +68,86 @@ class SpMM(SparseWeightsProduct):
     def compulsory_bytes(self, problem):
         w, x = problem.inputs["w"], problem.inputs["x"]
         return csr_bytes(w.nnz, w.shape[0], x.itemsize) + (x.size + w.shape[0] * x.shape[1]) * x.itemsize
+
+    benchmarks = (
+        # CSR over generated patterns x shape x weight sparsity
+        BenchGrid("SpMM", ("pattern", "shape", "sparsity"),
+                  default=(["uniform"], [shape_str((2048, 2048, 1)), shape_str((2048, 2048, 64))], SPARSITIES),
+                  full=(["uniform", "block", "powerlaw"],
+                        [shape_str((2048, 2048, n)) for n in (1, 64, 128, 256)]
+                        + [shape_str((4096, 4096, n)) for n in (1, 64, 128, 256)], SPARSITIES_FULL),
+                  fixed={"format": "csr"}),
+        # structured formats; N:M sparsities are the ones N:M expresses (2:4 ... 1:32), blocks take the same
+        BenchGrid("SpMMFormats", ("format", "shape", "sparsity"),
+                  default=(["bsr4x4", "nm"], [shape_str((2048, 2048, 64))], [0.5, 0.75, 0.875, 0.9375, 0.96875]),
+                  full=(list(BENCH_FORMATS), [shape_str((2048, 2048, 64)), shape_str((4096, 4096, 64)),
+                                              shape_str((4096, 4096, 256))],
+                        [0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375]),
+                  labels={"format": BENCH_FORMATS}),
+        # real pruned masks (DLMC, magnitude pruning) at every vendored level, N of the original benchmark
+        BenchGrid("SpMMDLMC", ("matrix", "sparsity"), default=(list(io.DLMC_MATRICES), list(io.DLMC_LEVELS)),
+                  fixed={"format": "csr"}),
+    )
+
+    def bench_kwargs(self, grid, params):
+        kw = super().bench_kwargs(grid, params)
+        if grid.name == "SpMMDLMC":
+            kw.setdefault("n", io.DLMC_MATRICES[kw["matrix"]][1])
+        return kw
+
+    def conformance_cases(self):
+        mkn, odd = dict(m=48, k=40, n=12), dict(m=37, k=29, n=7)
+        c = []
+
+        def add(label, representative=False, **params):
+            c.append(Case(self.name, label, params, representative))
+
+        # format csr: every generated pattern, DLMC masks, the sparsity extremes
+        for pattern in ("uniform", "block", "powerlaw", "selector", "kwta"):
+            add(f"csr-{pattern}-0.9", pattern == "uniform", **mkn, sparsity=0.9, pattern=pattern, format="csr")
+        add("csr-nm-2:4", **mkn, pattern="nm", nm="2:4", format="csr")
+        add("csr-uniform-0.0", **mkn, sparsity=0.0, format="csr")
+        add("csr-uniform-1.0", **mkn, sparsity=1.0, format="csr")
+        add("csr-uniform-0.5-odd", **odd, sparsity=0.5, format="csr")
+        add("csr-n1", m=48, k=40, n=1, sparsity=0.8, format="csr")
+        add("csr-dlmc-transformer-0.9", n=8, matrix="transformer_attn_q", sparsity=0.9, format="csr")
+        add("csr-dlmc-rn50-0.95", n=4, matrix="rn50_conv3x3", sparsity=0.95, format="csr")
+        # format bsr: aligned blocks, and scattered nonzeros (explicit zeros inside blocks)
+        add("bsr-block4x4-0.75", True, **mkn, sparsity=0.75, pattern="block", blocksize=(4, 4), format="bsr")
+        add("bsr-block2x8-0.5", **mkn, sparsity=0.5, pattern="block", blocksize=(2, 8), format="bsr")
+        add("bsr-uniform-0.9", **mkn, sparsity=0.9, pattern="uniform", blocksize=(4, 4), format="bsr")
+        add("bsr-block1x1-0.0", **mkn, sparsity=0.0, pattern="block", blocksize=(1, 1), format="bsr")
+        add("bsr-dlmc-transformer-0.9", n=8, matrix="transformer_attn_q", sparsity=0.9, blocksize=(4, 4), format="bsr")
+        # format nm
+        for ratio in ("2:4", "1:4", "1:8", "4:8"):
+            add(f"nm-{ratio}", ratio == "2:4", **mkn, nm=ratio, format="nm")
+        add("nm-2:4-short-last-group", m=16, k=30, n=5, nm="2:4", format="nm")
+        return c
+
+    def small_params(self, fmt=None):
+        if fmt == "nm":
+            return dict(m=8, k=8, n=4, nm="2:4", format="nm")
+        return dict(m=8, k=8, n=4, sparsity=0.5, format=fmt if fmt not in (None, "dense") else "csr")
+
+    def draw_kwargs(self, draw, sks, max_side):
+        st = sks.st
+        side = sks.sides(1, max_side)
+        fmt = draw(st.sampled_from(FORMATS))
+        n = draw(side)
+        kw: dict = {}
+        if fmt == "bsr":
+            bh, bw = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+            gm, gk = draw(st.integers(1, max(1, max_side // bh))), draw(st.integers(1, max(1, max_side // bw)))
+            m, k = bh * gm, bw * gk
+            if draw(st.sampled_from(["generated"] * 4 + ["user"])) == "user":
+                kw.update(weights=draw(sks.csr_matrices(shape=(m, k), canonical=False)))
+            else:
+                pattern = draw(st.sampled_from(["block", "uniform", "powerlaw", "selector"]))
+                kw.update(m=m, k=k, pattern=pattern, sparsity=draw(sks.sparsity_levels()))
+            kw.update(blocksize=(bh, bw))
+        elif fmt == "nm":
+            kw.update(m=draw(side), k=draw(side), nm=draw(sks.nm_ratios()))
+        else:
+            kw.update(draw(sks.weight_kwargs(draw(side), draw(side), max_side)))
+        kw.update(format=fmt, n=n)
+        return kw

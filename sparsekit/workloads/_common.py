@@ -14,9 +14,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._errors import BackendUnavailable, Unsupported
+from ..host import cache_dir as host_cache_dir
 from ..kernels import check, make_problem
 from ..problem import Problem
 from ..registry import backend as get_backend
+from ..fmt import fmt_ratio, fmt_time  # noqa: F401 (the recipes' formatters)
+from ..timing import time_calls
 
 
 @dataclass
@@ -151,50 +154,22 @@ def prepare_checked(be, problem: Problem):
     return plan, check(problem, plan.result())
 
 
-#: seconds of idle before each timed block when several callables alternate. After a
-#: call, OpenBLAS's worker threads spin for about 2**28 cycles (~0.1 s) before they
-#: sleep; on a 2-core host they steal a core from the next block if it is a Numba or
-#: OpenCL kernel (measured: dense GEMV then cpu gather_mm 8.9 ms against 2.9 ms apart).
+#: seconds of idle before each timed block when several callables alternate (see
+#: ``sparsekit.timing``): after a call, OpenBLAS's worker threads spin for about 2**28
+#: cycles (~0.1 s) before they sleep; on a 2-core host they steal a core from the next
+#: block if it is a Numba or OpenCL kernel (measured: dense GEMV then cpu gather_mm
+#: 8.9 ms against 2.9 ms apart).
 SETTLE_S = 0.12
 
 
 def time_interleaved(calls: dict, repeat: int = 7, min_time: float = 0.02, max_time: float = 6.0,
                      settle: float = SETTLE_S) -> dict:
-    """Median seconds per call of each callable in ``calls``, measured in alternation.
-
-    Compared implementations are timed round by round (A, B, C, A, B, C, ...) rather
-    than one after the other, so that load from other processes falls on all of them
-    alike and their ratios stay meaningful on a busy host. Each is called once to warm
-    up, then once more to choose how many calls make a sample of ``min_time``. Before
-    each block the host idles ``settle`` seconds and makes one untimed call, so no
-    block pays for the previous one's spinning thread pool (see ``SETTLE_S``).
-    """
-    import statistics
-    import time
-
-    number = {}
-    for key, fn in calls.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        first = time.perf_counter() - t0
-        number[key] = max(1, int(min_time / first)) if first > 0 else 1000
-    samples = {key: [] for key in calls}
-    spent = 0.0
-    for i in range(max(repeat, 1)):
-        for key, fn in calls.items():
-            if settle and len(calls) > 1:
-                time.sleep(settle)
-                fn()
-            t0 = time.perf_counter()
-            for _ in range(number[key]):
-                fn()
-            dt = time.perf_counter() - t0
-            samples[key].append(dt / number[key])
-            spent += dt
-        if spent > max_time and i >= 2:
-            break
-    return {key: statistics.median(v) for key, v in samples.items()}
+    """Median seconds per call of each callable in ``calls``, timed in alternation with
+    ``settle`` seconds of idle before each block (``sparsekit.timing.time_calls``)."""
+    if not calls:
+        return {}
+    timings = time_calls(calls, repeat, min_time, max_time, settle=settle)
+    return {key: t.median for key, t in timings.items()}
 
 
 def prepare_and_time(be, problems: dict, repeat: int, res) -> tuple[dict, dict, dict]:
@@ -239,29 +214,12 @@ def run_status(fn):
         return None, f"error: {type(e).__name__}: {e}"
 
 
-def fmt_time(t) -> str:
-    if t is None:
-        return "-"
-    if t < 1e-3:
-        return f"{t * 1e6:.1f} us"
-    if t < 1:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t:.2f} s"
-
-
-def fmt_ratio(r) -> str:
-    return "-" if r is None else f"{r:.2f}x"
-
-
 # -- cache --------------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    """``$SPARSEKIT_CACHE_DIR`` or ``~/.cache/sparsekit/workloads`` (``$XDG_CACHE_HOME`` honoured)."""
-    env = os.environ.get("SPARSEKIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sparsekit" / "workloads"
+    """``<sparsekit cache>/workloads`` (``sparsekit.host.cache_dir``: ``$SPARSEKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/sparsekit``, i.e. ``~/.cache/sparsekit``)."""
+    return host_cache_dir() / "workloads"
 
 
 def config_key(config: dict, *sources) -> str:

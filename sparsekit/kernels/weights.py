@@ -1,4 +1,5 @@
-"""Generation helpers shared by the kernels that take sparse weights."""
+"""Generation helpers for kernels that take sparse weights: public, for kernels defined in other
+packages too (``WEIGHT_DEFAULTS``, ``sparse_weights``, ``dense_operand``, ``csr_bytes``)."""
 from __future__ import annotations
 
 import numpy as np
