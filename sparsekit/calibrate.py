@@ -1,35 +1,45 @@
-"""``sparsekit calibrate``: each backend's machine limits, for roofline fractions.
+"""``sparsekit calibrate``: the machine's limits, for roofline fractions.
 
-Per backend (its device, measured through the backend interface, never by
-importing a backend module):
+Measured on the host, with the thread policy the benchmarks use:
 
-* memory bandwidth, STREAM copy (a = b) and triad (a = b + q c) on float64
-  arrays far larger than the last-level cache (4 x LLC, at least 128 MiB each;
-  ``quick``: 2 x LLC, at least 32 MiB), best of several passes, bytes counted as
-  STREAM counts them: 2 words per element for copy, 3 for triad (the
-  write-allocate read is not counted). The arrays come from ``Backend.stream``;
-  its default (``sparsekit.host.stream_pass``) streams host memory with one thread per core,
-  because a NumPy ufunc is single-threaded and one core cannot saturate a
-  memory controller. A backend with its own device or thread pool overrides it.
-* dense GEMM peak: the backend's own ``dense_mm`` plan on square n x n x n
-  problems, n doubled from 256 until one call lasts ``GEMM_TARGET_S`` (or 8192),
-  and on the suite's panel shapes (``GEMM_PANELS``); the best rate, each the best
-  of several calls, in float32 (the benchmark dtype; ``gemm_gflops``) and,
-  unless ``quick``, float64 too (``details["gemm"]``). A sample of the result's
-  rows is checked against the float64 oracle so a wrong GEMM cannot set a peak.
+* **read bandwidth per memory level** (the Empirical Roofline Toolkit's method):
+  working sets sized to fit L1d, L2, the last-level cache and DRAM (half of each
+  level's capacity, all cores together; DRAM: 4 x the LLC, at least 128 MiB), each
+  read repeatedly, the best of several probes kept: a threaded NumPy sum (one slice
+  per core) and a BLAS matrix-vector product (OpenBLAS's own threads, the tightest
+  read loop NumPy reaches). A problem's roofline uses the level its footprint fits in
+  (``sparsekit.roofline.Ceilings``): a cache-resident problem is not held against DRAM.
+* per backend, through the backend interface (never by importing a backend module):
+  STREAM read, copy (a = b) and triad (a = b + q c) on float64 arrays far larger
+  than the last-level cache, bytes counted as STREAM counts them (1, 2 and 3 words
+  per element; the write-allocate read is not counted), from ``Backend.stream``
+  (default ``sparsekit.host.stream_pass``: one host thread per core; a backend with
+  its own device or thread pool overrides it); and the dense GEMM peak of its own
+  ``dense_mm`` on square n x n x n problems (n doubled from 256 until one call lasts
+  ``GEMM_TARGET_S``, or 8192) and on the suite's compute-bound dense shapes
+  (``gemm_shapes()``), the best rate, each the best of several calls, in float32
+  (``gemm_gflops``) and, unless ``quick``, float64 too. A sample of the result's rows
+  is checked against the float64 oracle so a wrong GEMM cannot set a peak.
+* the machine's limits (``limits``): the levels above, DRAM copy/triad (the best
+  backend), and the compute peak: the best GEMM rate of any backend -- a limit of the
+  machine, not of one library, so each backend's fraction says how close it came to
+  what the machine can do.
 
 Units: GB/s and GFLOP/s are 1e9 bytes and 1e9 floating-point operations per
 second; one multiply-accumulate (the catalogue's ``Ops``) is 2 FLOPs.
 
-Roofline fraction of a measured call: ``sparsekit.roofline.roofline_fraction``.
-
 The result is a dict (``calibrate``), saved as ``results/<machine>/calibration.json``
 beside the asv results (``save``/``load``)::
 
-    {"machine": ..., "created": ISO-8601 UTC, "versions": {...}, "notes": [...],
-     "backends": {name: {"device", "copy_gbps", "triad_gbps", "gemm_gflops",
-                         "threads", "details": {...}}}}
+    {"machine", "microarchitecture", "cpu", "created" (ISO-8601 UTC), "commit" (git HEAD,
+     when known), "versions", "quick", "llc_bytes", "notes": [...],
+     "limits": {"levels": [{"name", "capacity", "probe_bytes", "read_gbps", "source", "probes"}],
+                "copy_gbps", "triad_gbps", "read_gbps", "gemm_gflops", "gemm_backend"},
+     "backends": {name: {"device", "read_gbps", "copy_gbps", "triad_gbps", "gemm_gflops",
+                         "threads", "code", "details": {...}}}}
 
+``code`` is a hash of the backend's own source files: a calibration whose backend
+code differs from the results' (another commit) is flagged stale by the report.
 A figure that could not be measured is ``None`` (with a note saying why); an
 unavailable backend appears only in ``notes``, with its reason.
 """
@@ -62,6 +72,96 @@ def stream_bytes(quick: bool = False) -> int:
     """Bytes per STREAM array: well beyond the last-level cache (see the module doc)."""
     llc = host.cache_sizes().llc
     return max(2 * llc, 32 * MiB) if quick else max(4 * llc, 128 * MiB)
+
+
+# -- read bandwidth per memory level -------------------------------------------------------
+
+#: seconds of reading one probe measurement aims at (repeated passes over a cache-sized set)
+PROBE_TARGET_S = 0.02
+PROBE_REPEATS = 5
+
+
+def memory_levels(quick: bool = False) -> list[dict]:
+    """[{"name", "capacity", "probe_bytes"}] smallest first: L1d, L2 (private: x cores), the
+    last-level cache, DRAM (capacity None). The probe fills half a cache, so it stays resident."""
+    c, cores = host.cache_sizes(), host.cpu_count()
+    levels = [{"name": "L1d", "capacity": c.l1d * cores}, {"name": "L2", "capacity": c.l2 * cores},
+              {"name": "LLC", "capacity": c.llc}]
+    out, below = [], 0
+    for lv in levels:
+        if lv["capacity"] <= below:  # a level no larger than the one under it (sysfs oddities): skip
+            continue
+        out.append({**lv, "probe_bytes": int(lv["capacity"] // 2)})
+        below = lv["capacity"]
+    out.append({"name": "DRAM", "capacity": None, "probe_bytes": stream_bytes(quick)})
+    return out
+
+
+def _rate(run, nbytes: int, repeats: int) -> float:
+    """GB/s of ``run`` moving ``nbytes`` per call, best of ``repeats`` after a warm-up."""
+    return nbytes / best_seconds(run, repeats) / 1e9
+
+
+def _passes(n_bytes: int) -> int:
+    """Passes over an n_bytes working set so one measurement reads about PROBE_TARGET_S worth."""
+    return max(1, int(PROBE_TARGET_S * 50e9 // max(n_bytes, 1)))
+
+
+def probe_threaded_sum(n_bytes: int, repeats: int = PROBE_REPEATS) -> float:
+    """Threads (one per core) each summing their slice ``passes`` times, in one NumPy call each
+    (a stride-0 view repeats the slice), so per-call overhead does not hide a cache's speed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from numpy.lib.stride_tricks import as_strided
+
+    t = host.thread_policy()
+    n = max(t, n_bytes // 4)
+    passes = _passes(n_bytes)
+    slices = [np.ones(len(idx), dtype=np.float32) for idx in np.array_split(np.arange(n), t)]
+    views = [as_strided(a, (passes, a.size), (0, a.itemsize)) for a in slices]
+    with ThreadPoolExecutor(max_workers=t) as pool:
+        def run():
+            for _ in pool.map(lambda v: np.add.reduce(v, axis=1), views):
+                pass
+
+        return _rate(run, 4 * n * passes, repeats)
+
+
+def probe_gemv(n_bytes: int, repeats: int = PROBE_REPEATS) -> float:
+    """y = A x over a float32 A of n_bytes (BLAS gemv, its own threads), ``passes`` times per call."""
+    k = 512
+    m = max(1, n_bytes // (4 * k))
+    a = np.full((m, k), 0.5, dtype=np.float32)
+    x = np.ones(k, dtype=np.float32)
+    y = np.empty(m, dtype=np.float32)
+    passes = _passes(a.nbytes)
+
+    def run():
+        for _ in range(passes):
+            np.dot(a, x, out=y)
+
+    return _rate(run, a.nbytes * passes, repeats)
+
+
+#: the host read probes, by name (the best of them sets a level's read bandwidth)
+READ_PROBES = {"numpy threaded sum": probe_threaded_sum, "BLAS gemv": probe_gemv}
+
+
+def measure_levels(quick: bool = False, progress: bool = False, notes: list | None = None) -> list[dict]:
+    """Read bandwidth of each memory level (``memory_levels``), the best of the ``READ_PROBES``."""
+    out = []
+    for lv in memory_levels(quick):
+        probes = {}
+        for name, probe in READ_PROBES.items():
+            _say(progress, f"read bandwidth, {lv['name']} ({lv['probe_bytes'] / MiB:.2f} MiB), {name}")
+            try:
+                probes[name] = probe(lv["probe_bytes"], 3 if quick else PROBE_REPEATS)
+            except Exception as e:  # noqa: BLE001 - one probe failing must not lose the others
+                if notes is not None:
+                    notes.append(f"read probe {name!r} failed at {lv['name']}: {type(e).__name__}: {e}")
+        best = max(probes, key=probes.get) if probes else None
+        out.append({**lv, "read_gbps": probes.get(best), "source": best, "probes": probes})
+    return out
 
 
 # -- measurements ----------------------------------------------------------------------
@@ -103,6 +203,32 @@ def _sampled_check(problem, result, rows: int = 16, allowance=None) -> str | Non
 #: faster on these than on squares of the size measured (PoCL's register-blocked
 #: kernel did: 2x), and a "peak" below a rate the suite reaches is no roof
 GEMM_PANELS = ((2048, 2048, 64), (4096, 4096, 128))
+#: the smallest n of a dense shape that counts as compute-bound (below: GEMV-like, memory-bound)
+GEMM_MIN_N = 32
+
+
+def gemm_shapes(quick: bool = False) -> list[tuple[int, int, int]]:
+    """``GEMM_PANELS`` and every compute-bound dense-equivalent shape of the kernels' default
+    benchmark grids (each kernel's ``KernelSpec.benchmarks``), largest work last."""
+    if quick:
+        return list(GEMM_PANELS[:1])
+    from .kernels import specs
+
+    shapes = set(GEMM_PANELS)
+    for spec in specs():
+        for g in spec.benchmarks:
+            import itertools
+
+            for values in itertools.product(*g.values(False)):
+                try:
+                    pt = spec.bench_point(g, dict(zip(g.param_names, values)))
+                except Exception:  # noqa: BLE001 - a grid point that cannot be described adds no shape
+                    continue
+                if pt is not None:
+                    m, k, n = (int(d) for d in pt.dense_shape.split("x"))
+                    if n >= GEMM_MIN_N:
+                        shapes.add((m, k, n))
+    return sorted(shapes, key=lambda s: s[0] * s[1] * s[2])
 
 
 def _gemm_rate(be, m: int, k: int, n: int, dtype: str, repeats: int, target: float | None) -> dict | None:
@@ -142,7 +268,7 @@ def measure_gemm(be, dtype: str = "float32", quick: bool = False, repeats: int |
         best = _gemm_rate(be, n, n, n, dtype, repeats, None if n == GEMM_SIZES[-1] else target)
         if best is not None:
             break
-    for shape in GEMM_PANELS[:1] if quick else GEMM_PANELS:
+    for shape in gemm_shapes(quick):
         r = _gemm_rate(be, *shape, dtype, repeats, None)
         if r["gflops"] > best["gflops"]:
             best = r
@@ -170,13 +296,14 @@ def _calibrate_one(name: str, be, quick: bool, progress: bool, notes: list) -> d
 
     n_bytes = stream_bytes(quick)
     repeats = 3 if quick else 5
-    entry = {"device": be.device(), "copy_gbps": None, "triad_gbps": None, "gemm_gflops": None, "threads": None,
+    entry = {"device": be.device(), "read_gbps": None, "copy_gbps": None, "triad_gbps": None, "gemm_gflops": None,
+             "threads": None, "code": backend_code_hash(name),
              "details": {"versions": be.versions(), "stream": {}, "gemm": {},
                          "stream_source": "host threads (Backend.stream default)"
                          if type(be).stream is Backend.stream else f"{name}'s own Backend.stream"}}
     threads = getattr(be, "threads", None)
     entry["threads"] = int(threads()) if callable(threads) else host.thread_policy()
-    for kind in ("copy", "triad"):
+    for kind in ("read", "copy", "triad"):
         _say(progress, f"{name}: STREAM {kind}, {n_bytes // MiB} MiB per array")
         try:
             got = measure_stream(be, kind, n_bytes, repeats)
@@ -226,9 +353,11 @@ def calibrate(backends: list[str], *, quick: bool = False, progress: bool = True
     if unknown:
         raise UnknownBackendError(f"unknown backend(s) {', '.join(unknown)}: registered are {', '.join(known) or 'none'}")
     notes: list[str] = []
-    out = {"machine": machine_name(), "cpu": cpu_description(),
+    out = {"machine": machine_name(), "microarchitecture": host.microarchitecture()[0], "cpu": cpu_description(),
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "versions": _versions(), "quick": bool(quick), "backends": {}, "notes": notes}
+           "commit": git_commit(), "versions": _versions(), "quick": bool(quick),
+           "llc_bytes": host.cache_sizes().llc, "backends": {}, "notes": notes}
+    levels = measure_levels(quick, progress, notes)
     for name in dict.fromkeys(backends):
         try:
             be = registry.backend(name)
@@ -237,7 +366,57 @@ def calibrate(backends: list[str], *, quick: bool = False, progress: bool = True
             _say(progress, f"{name}: skipped, unavailable: {e.reason}")
             continue
         out["backends"][name] = _calibrate_one(name, be, quick, progress, notes)
+    out["limits"] = machine_limits(levels, out["backends"])
     return out
+
+
+def machine_limits(levels: list[dict], backends: dict) -> dict:
+    """The machine's limits: the levels' read bandwidth (DRAM: also the best backend's STREAM read),
+    DRAM copy and triad, and the best GEMM rate of any backend (see the module doc)."""
+    def best(key):
+        vals = {n: e[key] for n, e in backends.items() if _positive(e.get(key))}
+        return (max(vals.values()), max(vals, key=vals.get)) if vals else (None, None)
+
+    levels = [dict(lv) for lv in levels]
+    read, read_by = best("read_gbps")
+    if levels and read is not None and not (_positive(levels[-1]["read_gbps"]) and levels[-1]["read_gbps"] >= read):
+        levels[-1].update(read_gbps=read, source=f"{read_by} STREAM read")
+    peak, peak_by = best("gemm_gflops")
+    return {"levels": levels, "read_gbps": levels[-1]["read_gbps"] if levels else None,
+            "copy_gbps": best("copy_gbps")[0], "triad_gbps": best("triad_gbps")[0],
+            "gemm_gflops": peak, "gemm_backend": peak_by}
+
+
+def backend_code_hash(name: str) -> str | None:
+    """A short hash of the source files of the package a backend is loaded from (None if unknown)."""
+    import hashlib
+    import importlib.util
+
+    from . import registry
+
+    rec = {r.name: r for r in registry.backends()}.get(name)
+    module = (rec.load.partition(":")[0] if rec is not None else "").split(".")[0]
+    spec = importlib.util.find_spec(module) if module else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    h = hashlib.sha256()
+    for root in spec.submodule_search_locations:
+        for path in sorted(pathlib.Path(root).rglob("*")):
+            if path.suffix in (".py", ".cl", ".cu", ".c", ".h") and path.is_file():
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def git_commit(cwd=None) -> str | None:
+    """The checkout's HEAD commit, or None outside a git checkout."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=cwd)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 # -- storage -----------------------------------------------------------------------------
@@ -291,7 +470,7 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
-def backend_limits(calib: dict | None, backend: str) -> tuple[float, float] | None:
+def backend_limits(calib: dict | None, backend: str) -> tuple[float, float] | None:  # noqa: D103 - kept for scripts
     """(float32 GEMM peak GFLOP/s, triad GB/s) of ``backend`` in a calibration; None if either is missing."""
     if not calib:
         return None
@@ -327,10 +506,20 @@ def table(result: dict) -> str:
     rows = []
     for name, e in result["backends"].items():
         f64 = e["details"].get("gemm", {}).get("float64", {}).get("gflops")
-        rows.append([name, e["device"], e["threads"], _fmt(e["copy_gbps"], ".1f"), _fmt(e["triad_gbps"], ".1f"),
-                     _fmt(e["gemm_gflops"], ".1f"), _fmt(f64, ".1f")])
-    return tabulate(rows, headers=["backend", "device", "threads", "copy GB/s", "triad GB/s", "GEMM GFLOP/s f32",
-                                   "GEMM GFLOP/s f64"], disable_numparse=True)
+        rows.append([name, e["device"], e["threads"], _fmt(e.get("read_gbps"), ".1f"), _fmt(e["copy_gbps"], ".1f"),
+                     _fmt(e["triad_gbps"], ".1f"), _fmt(e["gemm_gflops"], ".1f"), _fmt(f64, ".1f")])
+    out = tabulate(rows, headers=["backend", "device", "threads", "read GB/s", "copy GB/s", "triad GB/s",
+                                  "GEMM GFLOP/s f32", "GEMM GFLOP/s f64"], disable_numparse=True)
+    limits = result.get("limits") or {}
+    levels = [[lv["name"], "-" if lv.get("capacity") is None else f"{lv['capacity'] / MiB:.3g} MiB",
+               f"{lv['probe_bytes'] / MiB:.3g} MiB", _fmt(lv.get("read_gbps"), ".1f"), lv.get("source") or "-"]
+              for lv in limits.get("levels", [])]
+    if levels:
+        out += "\n\nmachine limits: read bandwidth by memory level, peak " + _fmt(limits.get("gemm_gflops"), ".1f") + \
+               f" GFLOP/s ({limits.get('gemm_backend') or 'no backend'})\n"
+        out += tabulate(levels, headers=["level", "capacity", "working set", "read GB/s", "best probe"],
+                        disable_numparse=True)
+    return out
 
 
 def run_cli(args) -> int:

@@ -159,12 +159,17 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     else:
         configure_parser(c)
 
-    rep = sub.add_parser("report", help="break-even summary from asv results, and the HTML report",
-                         description="Print the break-even summary of the asv results and write the HTML report.",
+    rep = sub.add_parser("report", help="the headline, verdicts and tables from asv results, and the HTML report",
+                         description="Print where sparse beats dense on each machine (the headline) and the verdicts "
+                                     "on the field's claims, from the asv results, and write the HTML report.",
                          epilog=EXIT_CODES, formatter_class=raw)
     rep.add_argument("--results", default="results", help="asv results folder (default: results)")
     rep.add_argument("--machine", default=None, help="only this machine's results")
-    rep.add_argument("--json", action="store_true", help="print the break-even rows as JSON")
+    rep.add_argument("--json", action="store_true",
+                     help="print one JSON document: headline, verdicts, break-even rows (schema: report.schema.json)")
+    rep.add_argument("--all", action="store_true", dest="all_tables",
+                     help="print every table (each backend's own-dense break-even, accuracy, workloads, "
+                          "calibration, roofline) before the headline")
     html = rep.add_mutually_exclusive_group()
     html.add_argument("--html", default=None, metavar="DIR",
                       help="folder of the HTML report (default: html/report beside the results folder)")
@@ -375,39 +380,38 @@ def run_status(rows, faults=("error", "oom", "crashed", "timeout")) -> int:
 
 
 class _Roofline:
-    """Fills ``Row.roofline`` from this machine's saved calibration (``sparsekit calibrate``)."""
+    """Fills ``Row.roofline`` from this machine's saved calibration (``sparsekit calibrate``): the
+    fraction of the machine's limits, the bandwidth that of the level the problem's footprint fits in."""
 
     def __init__(self, kernel: str):
+        from .roofline import Ceilings
+
         self.notes: list[str] = []
-        self.calib = None
+        self.ceilings = None
+        self.hint = ""
         try:
             from . import calibrate
 
-            self.calibrate = calibrate
-            self.calib = calibrate.load()
+            calib = calibrate.load()
         except ImportError:
-            self.calibrate = None
+            return
         except ValueError as e:  # a corrupt calibration file: say so, measure anyway
             self.notes.append(f"roofline: {e}")
+            return
+        self.ceilings = Ceilings.from_calibration(calib)
         #: said once on stderr (table output only): a hint, not a fact about this run's rows
-        self.hint = ("no calibration for this machine: `sparsekit calibrate` adds a roofline column"
-                     if self.calibrate is not None and self.calib is None else "")
-        self.missing: set[str] = set()
+        if self.ceilings is None:
+            self.hint = "no calibration for this machine: `sparsekit calibrate` adds a roofline column"
+        elif not self.ceilings.cache_levels:
+            self.hint = ("this machine's calibration predates per-level bandwidths: cache-resident problems get no "
+                         "roofline figure until `sparsekit calibrate` runs again")
 
     def fill(self, row) -> None:
-        from .roofline import roofline_fraction
-
-        if self.calib is None or row.time_s is None or row.gflops is None or row.gbps is None:
-            return
-        limits = self.calibrate.backend_limits(self.calib, row.backend)
-        if limits is None:
-            if row.backend not in self.missing:
-                self.missing.add(row.backend)
-                self.notes.append(f"roofline: {row.backend} is not in this machine's calibration")
+        if self.ceilings is None or row.time_s is None or row.gflops is None or row.gbps is None:
             return
         # gflops/gbps were derived from the effective MACs (2 FLOPs each) and compulsory bytes over time_s
         flops, nbytes = row.gflops * 1e9 * row.time_s, row.gbps * 1e9 * row.time_s
-        row.roofline = roofline_fraction(flops, nbytes, row.time_s, *limits)
+        row.roofline, _ = self.ceilings.fraction(flops, nbytes, row.time_s)
 
 
 def _fmt(v, spec: str) -> str:
@@ -435,7 +439,8 @@ def _cmd_report(args) -> int:
         kwargs["html_dir"] = None
     elif args.html is not None:
         kwargs["html_dir"] = args.html
-    return report.main(args.results, machine=args.machine, fmt="json" if args.json else "table", **kwargs)
+    return report.main(args.results, machine=args.machine, fmt="json" if args.json else "table",
+                       all_tables=args.all_tables, **kwargs)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,18 +77,62 @@ def format_extras(summaries) -> str:
     return "\n".join(out)
 
 
-def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plots=True) -> int:
-    """Print the break-even summary and write the HTML report; 0 on success, 1 when there is nothing to report.
+def _cell(e: dict | None) -> str:
+    """A headline entry in one terminal cell: break-even, winners, speedups at 90% / 99%."""
+    if e is None or e.get("missing"):
+        return "not measured"
+    at = e.get("speedup_at") or {}
 
-    ``fmt``: ``"table"`` (tabulate tables: break-even, then accuracy, workloads,
-    calibration and roofline where measured, then the report's path) or
-    ``"json"`` (the break-even rows of ``summarize`` only, strict JSON).
-    ``html_dir``: folder of the self-contained HTML report (``index.html``);
-    ``AUTO`` (default): ``html/report`` beside the results folder
-    (``default_html_dir``); ``None``: no HTML. ``plots=False`` leaves the
-    time-vs-sparsity plots out (they are also left out, saying why, when
-    matplotlib is missing).
+    def x(v):
+        return "-" if v is None else (f"{v:.1f}x" if v < 10 else f"{v:.0f}x")
+
+    who = f"{e.get('sparse_backend_at_90') or '-'}/{e.get('dense_backend') or '-'}"
+    roof = "" if e.get("roofline_at_90") is None else f" {e['roofline_at_90']:.0%}"
+    return f"{e['break_even']:>8} {who} {x(at.get('0.9'))} {x(at.get('0.99'))}{roof}"
+
+
+def format_headline(summaries, headlines, verdicts, notes=()) -> str:
+    """The answer at a glance, for the end of a terminal run (about 30 lines): the headline, the verdicts, notes."""
+    from tabulate import tabulate
+
+    from .report_html import headline_key
+
+    machines = [s["machine"] for s in summaries]
+    cells: dict = {}
+    for m in machines:
+        for e in headlines.get(m, []):
+            cells.setdefault(headline_key(e), {})[m] = e
+    rows = [[label + (f" {variant.removeprefix('dlmc:')}" if variant else "")] + [_cell(by.get(m)) for m in machines]
+            for (label, variant), by in cells.items()]
+    out = ["== where sparse beats dense: best sparse vs fastest dense of the machine "
+           "(break-even  sparse/dense winners  speedup at 90%  at 99%  roofline at 90%)",
+           tabulate(rows, headers=["operation"] + machines, tablefmt="simple", disable_numparse=True)]
+    claims: dict = {}
+    for m in machines:
+        for v in verdicts.get(m, []):
+            claims.setdefault(v.claim, {})[m] = v.verdict
+    out.append("== verdicts (their numbers and rules: in the HTML page and in --json)")
+    out.append(tabulate([[c] + [by.get(m, "not measured here") for m in machines] for c, by in claims.items()],
+                        headers=["claim"] + machines, tablefmt="simple", disable_numparse=True))
+    out.extend(f"note: {n}" for n in notes)
+    return "\n".join(out)
+
+
+def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plots=True, all_tables=False) -> int:
+    """Print the summary and write the HTML report; 0 on success, 1 when there is nothing to report.
+
+    ``fmt``: ``"table"`` (terminal: with ``all_tables`` the full tables first -- each backend's
+    break-even against its own dense_mm, accuracy, workloads, calibration, roofline -- then, last,
+    the headline and the verdicts and the report's path) or ``"json"`` (one strict-JSON document:
+    ``headline``, ``verdicts``, ``break_even`` rows, ``calibration_notes`` per machine; schema
+    ``sparsekit/schemas/report.schema.json``). ``html_dir``: folder of the self-contained HTML report
+    (``index.html``); ``AUTO`` (default): ``html/report`` beside the results folder
+    (``default_html_dir``); ``None``: no HTML. ``plots=False`` leaves the plots out (they are also
+    left out, saying why, when matplotlib is missing).
     """
+    from . import headline as _headline
+    from . import verdicts as _verdicts
+
     if fmt not in ("table", "json"):
         print(f"sparsekit report: unknown format {fmt!r} (table or json)", file=sys.stderr)
         return 2
@@ -100,27 +144,47 @@ def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plo
         known = ", ".join(results.machines(root)) or "none"
         print(f"sparsekit report: no results for machine {machine!r} in {os.fspath(root)!r} (machines: {known})", file=sys.stderr)
         return 1
-    rows = report_data.summarize(root, machine)
-    summaries = None
-    if fmt == "table" or html_dir is not None:
-        summaries = report_data.collect(root, machine)
+    summaries = report_data.collect(root, machine)
+    rows = [report_data.public_row(r) for s in summaries for r in s["rows"]]
+    headlines = _headline.headline(summaries)
+    verdicts = _verdicts.verdicts(summaries, headlines)
+    notes = [f"{s['machine']}: {n}" for s in summaries for n in s.get("calibration_notes") or []]
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(json_document(summaries, headlines, verdicts), indent=2))
     else:
-        print(format_table(rows))
-        extras = format_extras(summaries)
-        if extras:
-            print(extras)
+        if all_tables:
+            print(format_table(rows))
+            extras = format_extras(summaries)
+            if extras:
+                print(extras)
+            print()
+        if summaries:
+            print(format_headline(summaries, headlines, verdicts, notes))
     if html_dir is not None:
         out = default_html_dir(root) if html_dir == AUTO else Path(html_dir)
         try:
-            path = report_html.write(summaries, out, plots_enabled=None if plots else False)
+            path = report_html.write(summaries, out, plots_enabled=None if plots else False, headlines=headlines,
+                                     verdicts=verdicts)
         except OSError as e:
             print(f"sparsekit report: cannot write the HTML report to {os.fspath(out)!r}: {e}", file=sys.stderr)
             return 1
         if fmt == "table":
-            print(f"HTML report: {os.fspath(path)}")
+            print(f"HTML report: {os.fspath(path)}" + ("" if all_tables else "   (all tables: sparsekit report --all)"))
     if not rows:
         print(f"sparsekit report: no sparse/dense pairs found in {os.fspath(root)!r}", file=sys.stderr)
         return 1
     return 0
+
+
+def json_document(summaries, headlines, verdicts) -> dict:
+    """``sparsekit report --json``: strict JSON (NaN and infinities as null)."""
+    from .runfile import clean
+
+    return clean({
+        "schema_version": 1,
+        "machines": [{"machine": s["machine"], "info": s["info"], "run": s["run"],
+                      "calibration_notes": s.get("calibration_notes") or [],
+                      "headline": headlines.get(s["machine"], []),
+                      "verdicts": [v.as_dict() for v in verdicts.get(s["machine"], [])]} for s in summaries],
+        "break_even": [report_data.public_row(r) for s in summaries for r in s["rows"]],
+    })

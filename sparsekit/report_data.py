@@ -35,13 +35,13 @@ from pathlib import Path
 from . import results as _r
 from .kernels import BenchGrid, get_kernel
 from .metrics import break_even
-from .roofline import roofline_fraction
+from .roofline import Ceilings
 
 CALIBRATION_FILE = "calibration.json"
 VERSIONS_FILE = "versions.txt"
 #: asv benchmark holding the calibration tracks (param: backend)
 CALIBRATE_CLASS = "bench_calibrate.Calibrate"
-CALIBRATION_KEYS = ("copy_gbps", "triad_gbps", "gemm_gflops")
+CALIBRATION_KEYS = ("read_gbps", "copy_gbps", "triad_gbps", "gemm_gflops")
 WORKLOADS_MODULE = "bench_workloads."
 #: the benchmark class holding the dense baseline (``sparsekit.results.DENSE_CLASS``), and its kernel
 DENSE_CLASS = _r.DENSE_CLASS
@@ -66,11 +66,13 @@ def _sweep_point(name: str, params: dict, grids: dict):
         grid = BenchGrid(_r.class_of(name), tuple(k for k in params if k != "backend"), default=())
         if spec.sweep_param not in params or "shape" not in params:
             return None
+    rest = {k: v for k, v in params.items() if k != "backend"}
     try:
-        pt = spec.bench_point(grid, {k: v for k, v in params.items() if k != "backend"})
-    except (KeyError, ValueError, TypeError, LookupError):
+        pt = spec.bench_point(grid, rest)
+        kw = spec.bench_kwargs(grid, rest)
+    except (KeyError, ValueError, TypeError, LookupError, FileNotFoundError):
         return None
-    return None if pt is None or pt.sparsity is None else (spec.name, pt)
+    return None if pt is None or pt.sparsity is None else (spec.name, pt, kw)
 
 
 def break_even_rows(machine: str, data: dict, benchmarks: dict) -> list[dict]:
@@ -97,9 +99,13 @@ def break_even_rows(machine: str, data: dict, benchmarks: dict) -> list[dict]:
             found = _sweep_point(name, p, grids)
             if found is None:
                 continue
-            kernel, pt = found
-            g = groups.setdefault((p.get("backend"), kernel, pt.variant, pt.shape), {"dense_shape": pt.dense_shape, "points": {}})
+            kernel, pt, kw = found
+            g = groups.setdefault((p.get("backend"), kernel, pt.variant, pt.shape),
+                                  {"dense_shape": pt.dense_shape, "points": {}, "kwargs": {}, "params": {},
+                                   "benchmark": name})
             g["points"][pt.sparsity] = t
+            g["kwargs"][pt.sparsity] = kw
+            g["params"][pt.sparsity] = p
 
     rows = []
     for (backend, kernel, variant, shape), g in groups.items():
@@ -109,6 +115,13 @@ def break_even_rows(machine: str, data: dict, benchmarks: dict) -> list[dict]:
         td = dense.get((backend, g["dense_shape"]))
         speedups = [td / t if (td is not None and t) else None for _, t in pts]
         be = break_even([s for s, _ in pts], [math.nan if v is None else v for v in speedups])
+        spec = get_kernel(kernel)
+        models = []
+        for s_, _ in pts:
+            try:
+                models.append(spec.nominal_model(g["kwargs"][s_]))
+            except (KeyError, ValueError, TypeError, FileNotFoundError):
+                models.append(None)
         rows.append({
             "machine": machine, "commit": data.get("commit_hash"), "env": data.get("env_name"),
             "backend": backend, "kernel": kernel, "variant": variant, "shape": shape,
@@ -116,8 +129,50 @@ def break_even_rows(machine: str, data: dict, benchmarks: dict) -> list[dict]:
             "sparsities": [s for s, _ in pts], "times": [t for _, t in pts], "speedups": speedups,
             "break_even": str(be) if td is not None else "n/a (no dense_mm)",
             "break_even_sparsity": be.sparsity, "break_even_relation": be.relation,
+            # not shown in JSON: the make_problem keywords and asv params of each point, its nominal model
+            "_kwargs": [g["kwargs"][s_] for s_, _ in pts], "_params": [g["params"][s_] for s_, _ in pts],
+            "_models": models, "_benchmark": g["benchmark"],
         })
     return sort_rows(rows)
+
+
+def dense_table(data: dict, benchmarks: dict) -> dict[str, dict]:
+    """dense shape -> {backend: seconds} of every dense_mm time in a result file (n/a and failed left out)."""
+    out: dict[str, dict] = {}
+    columns = data.get("result_columns") or ["result", "params"]
+    for name, row in (data.get("results") or {}).items():
+        method = name.split(".")[-1]
+        if not isinstance(row, list) or not method.startswith("time_") \
+                or not (_r.class_of(name) == DENSE_CLASS or method == f"time_{DENSE_KERNEL}"):
+            continue
+        combos = _r.combinations(row, columns)
+        names = _r.param_names(benchmarks, name, len(combos[0][0])) if combos else None
+        if names is None:
+            continue
+        for values, t in combos:
+            p = dict(zip(names, values))
+            if t is not None and p.get("shape") is not None:
+                cur = out.setdefault(str(p["shape"]), {}).get(p.get("backend"))
+                out[str(p["shape"])][p.get("backend")] = t if cur is None else min(cur, t)
+    return out
+
+
+def values_of(data: dict, benchmarks: dict, name: str) -> list[tuple[dict, float | None]]:
+    """[(params, value)] of one benchmark (``bench_x.Class.method``) in a result file; [] when absent."""
+    row = (data.get("results") or {}).get(name)
+    if not isinstance(row, list):
+        return []
+    columns = data.get("result_columns") or ["result", "params"]
+    combos = _r.combinations(row, columns)
+    names = _r.param_names(benchmarks, name, len(combos[0][0])) if combos else None
+    if names is None:
+        return []
+    return [(dict(zip(names, values)), v) for values, v in combos]
+
+
+def public_row(row: dict) -> dict:
+    """A break-even row without its private (underscore) fields, for JSON."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:
@@ -143,7 +198,7 @@ def summarize(results_dir="results", machine=None) -> list[dict]:
         files = _r.result_files(root / mach)
         if files:
             rows.extend(break_even_rows(mach, files[-1][2], benchmarks))
-    return sort_rows(rows)
+    return [public_row(r) for r in sort_rows(rows)]
 
 
 def accuracy(data: dict, benchmarks: dict) -> list[dict]:
@@ -177,7 +232,7 @@ def workloads(data: dict, benchmarks: dict) -> list[dict]:
 
 
 def calibration(machine_dir: Path, data: dict | None, benchmarks: dict) -> dict:
-    """{backend: {copy_gbps, triad_gbps, gemm_gflops}} from calibration.json, else asv's tracks; {} if neither."""
+    """{backend: {read_gbps, copy_gbps, triad_gbps, gemm_gflops}} from calibration.json, else asv's tracks; {} if neither."""
     cal = _r.load_json(machine_dir / CALIBRATION_FILE)
     out: dict = {}
     if isinstance(cal, dict) and isinstance(cal.get("backends"), dict):
@@ -202,48 +257,85 @@ def calibration(machine_dir: Path, data: dict | None, benchmarks: dict) -> dict:
     return out
 
 
-def nominal_model(kernel: str, shape: str | None, sparsity: float | None, dtype: str = "float32"):
-    """(FLOPs, compulsory bytes) of one dense-equivalent point of ``kernel``: its spec's
-    ``nominal_model`` at m x k x n = ``shape`` and ``sparsity`` (nominal, not measured on the
-    data: nnz = (1 - s) x size); None where the spec has no such model or the shape is not m x k x n."""
-    try:
-        m, k, n = (int(t) for t in str(shape).split("x"))
-    except (TypeError, ValueError):
-        return None
-    spec = get_kernel(kernel)
-    params = {"m": m, "k": k, "n": n, "dtype": dtype}
-    if spec.sweep_param == "sparsity":
-        if sparsity is None:
+def ceilings(machine_dir: Path, data: dict | None, benchmarks: dict) -> Ceilings | None:
+    """The machine's roofline ceilings: calibration.json's, else asv's calibration tracks (DRAM only)."""
+    cal = _r.load_json(machine_dir / CALIBRATION_FILE)
+    got = Ceilings.from_calibration(cal) if isinstance(cal, dict) else None
+    if got is None:
+        got = Ceilings.from_calibration({"backends": calibration(machine_dir, data, benchmarks)})
+    return got
+
+
+def calibration_notes(machine: str, machine_dir: Path, data: dict | None, repo=None) -> list[str]:
+    """Why this machine's calibration may not fit its newest results: another machine's, another
+    commit's backend code (checked with git where the commits are known), or no levels measured."""
+    cal = _r.load_json(machine_dir / CALIBRATION_FILE)
+    if not isinstance(cal, dict):
+        return []
+    notes = []
+    if cal.get("machine") and cal["machine"] != machine:
+        notes.append(f"calibration.json was measured on machine {cal['machine']!r}, not {machine!r}: its limits may "
+                     "not hold here")
+    if not isinstance(cal.get("limits"), dict):
+        notes.append("calibration predates per-level bandwidths (DRAM only): cache-resident problems have no roofline "
+                     "figure; rerun `sparsekit calibrate`")
+    result_commit = str((data or {}).get("commit_hash") or "")
+    cal_commit = str(cal.get("commit") or "")
+    if result_commit and cal_commit and not (result_commit.startswith(cal_commit[:8]) or cal_commit.startswith(result_commit[:8])):
+        changed = _changed_backends(cal_commit, result_commit, list((cal.get("backends") or {})), repo)
+        if changed is None:
+            notes.append(f"calibrated at commit {cal_commit[:8]}, results of {result_commit[:8]}: whether the backends' "
+                         "code changed between them could not be checked (no git history here)")
+        elif changed:
+            notes.append(f"STALE: calibrated at commit {cal_commit[:8]}, results of {result_commit[:8]}, and the code of "
+                         f"{', '.join(changed)} changed between them: rerun `sparsekit calibrate`")
+    elif result_commit and not cal_commit:
+        notes.append("calibration.json records no commit: whether it matches the results' code is unknown")
+    return notes
+
+
+def _changed_backends(a: str, b: str, backends: list[str], repo=None) -> list[str] | None:
+    """Backends whose package folder (backends/sparsekit_<name>) differs between commits a and b; None if git cannot say."""
+    import subprocess
+
+    changed = []
+    for name in backends:
+        folder = f"backends/sparsekit_{name.split('-')[0]}"
+        try:
+            proc = subprocess.run(["git", "diff", "--quiet", a, b, "--", folder], capture_output=True, timeout=20, cwd=repo)
+        except (OSError, subprocess.SubprocessError):
             return None
-        params["sparsity"] = sparsity
-    elif spec.sweep_param is not None:
-        return None  # the dense-equivalent shape alone does not say the swept parameter (moe's top_k)
-    try:
-        return spec.nominal_model(params)
-    except (KeyError, ValueError, TypeError):
-        return None
+        if proc.returncode == 1:
+            changed.append(name)
+        elif proc.returncode != 0:
+            return None
+    return changed
 
 
-def roofline(rows: list[dict], cal: dict) -> list[dict]:
-    """Roofline fractions of the break-even rows (and their dense baselines) of calibrated backends."""
+def roofline(rows: list[dict], ceil: Ceilings | None) -> list[dict]:
+    """Fractions of the machine's roofline of the break-even rows and their dense baselines; the
+    memory level each point was held against is that of its footprint (``Ceilings.level_for``)."""
+    if ceil is None:
+        return []
+    dense_spec = get_kernel(DENSE_KERNEL)
     out = []
     for r in rows:
-        c = cal.get(str(r["backend"]))
-        if not c:
-            continue
-        peak, bw = c.get("gemm_gflops"), c.get("triad_gbps") or c.get("copy_gbps")
-        fractions = []
-        for s, t in zip(r["sparsities"], r["times"]):
-            model = nominal_model(r["kernel"], r["dense_shape"], s)
-            fractions.append(None if model is None or t is None else roofline_fraction(*model, t, peak, bw))
-        dense_model = nominal_model("dense_mm", r["dense_shape"], 0.0)
-        dense = None
-        if dense_model is not None and r["dense_time"]:
-            dense = roofline_fraction(*dense_model, r["dense_time"], peak, bw)
-        if dense is None and all(f is None for f in fractions):
+        fractions, levels = [], []
+        for model, t in zip(r.get("_models") or [None] * len(r["times"]), r["times"]):
+            f, lv = (None, None) if model is None or t is None else ceil.fraction(*model, t)
+            fractions.append(f)
+            levels.append(lv if f is not None else None)
+        d = None
+        try:
+            m, k, n = (int(x) for x in r["dense_shape"].split("x"))
+            if r["dense_time"]:
+                d = ceil.fraction(*dense_spec.nominal_model({"m": m, "k": k, "n": n}), r["dense_time"])[0]
+        except (ValueError, AttributeError):
+            pass
+        if d is None and all(f is None for f in fractions):
             continue
         out.append({"backend": r["backend"], "kernel": r["kernel"], "variant": r["variant"], "shape": r["shape"],
-                    "dense_fraction": dense, "sparsities": r["sparsities"], "fractions": fractions})
+                    "dense_fraction": d, "sparsities": r["sparsities"], "fractions": fractions, "levels": levels})
     return out
 
 
@@ -279,6 +371,7 @@ def machine_summary(root: Path, machine: str, benchmarks: dict) -> dict | None:
     info = _r.load_json(mdir / "machine.json")
     rows = break_even_rows(machine, data, benchmarks)
     cal = calibration(mdir, data, benchmarks)
+    ceil = ceilings(mdir, data, benchmarks)
     return {
         "machine": machine,
         "info": info if isinstance(info, dict) else {},
@@ -289,8 +382,12 @@ def machine_summary(root: Path, machine: str, benchmarks: dict) -> dict | None:
         "accuracy": accuracy(data, benchmarks),
         "workloads": workloads(data, benchmarks),
         "calibration": cal,
-        "roofline": roofline(rows, cal) if cal else [],
+        "calibration_notes": calibration_notes(machine, mdir, data, repo=Path(root).absolute().parent),
+        "roofline": roofline(rows, ceil),
         "versions": versions(mdir),
+        "dense": dense_table(data, benchmarks),
+        # not shown in JSON: the machine's ceilings and the raw result file, for the headline and verdicts
+        "_ceilings": ceil, "_data": data, "_benchmarks": benchmarks,
     }
 
 
@@ -304,4 +401,39 @@ def collect(results_dir, machine=None) -> list[dict]:
         s = machine_summary(root, m, benchmarks)
         if s is not None:
             out.append(s)
+    return out
+
+
+def roofline_points(summary: dict, at: float = 0.9) -> list[dict]:
+    """Points of the machine's roofline plot: each backend's sparse kernels at the measured level
+    nearest ``at``, and its dense_mm at every dense shape, placed by the nominal model
+    (intensity = FLOPs / compulsory bytes, achieved GFLOP/s = FLOPs / time)."""
+    ceil = summary.get("_ceilings")
+    out = []
+    for r in summary["rows"]:
+        pts = [(abs(s - at), i) for i, (s, t) in enumerate(zip(r["sparsities"], r["times"])) if t]
+        models = r.get("_models") or []
+        if not pts or not models:
+            continue
+        i = min(pts)[1]
+        model = models[i]
+        if model is None or not model[1]:
+            continue
+        flops, nbytes = model
+        level = ceil.level_for(nbytes) if ceil is not None else None
+        out.append({"backend": r["backend"], "label": f"{r['kernel']} {r['variant']} {r['sparsities'][i]:g}".replace("  ", " "),
+                    "intensity": flops / nbytes, "gflops": flops / r["times"][i] / 1e9,
+                    "level": level.name if level is not None else None})
+    dense_spec = get_kernel(DENSE_KERNEL)
+    for shape, by in (summary.get("dense") or {}).items():
+        try:
+            m, k, n = (int(x) for x in shape.split("x"))
+        except ValueError:
+            continue
+        flops, nbytes = dense_spec.nominal_model({"m": m, "k": k, "n": n})
+        level = ceil.level_for(nbytes) if ceil is not None else None
+        for backend, t in by.items():
+            if t:
+                out.append({"backend": backend, "label": f"dense {shape}", "intensity": flops / nbytes,
+                            "gflops": flops / t / 1e9, "level": level.name if level is not None else None})
     return out

@@ -36,6 +36,8 @@ table{border-collapse:collapse;margin:6px 0 12px;background:#fff;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.win{background:#e6f4ea}td.never{background:#fdecea}td.na{color:#888}
+table.headline td,table.verdicts td{min-width:170px;font-size:12.5px}table.verdicts td:first-child{max-width:420px}
+figure.roofline svg{width:640px}
 .plots{display:flex;flex-wrap:wrap;gap:12px}
 figure.plot{margin:0;background:#fff;border:1px solid #d0d7de;padding:4px}
 figure.plot svg{width:520px;height:auto;display:block}
@@ -60,9 +62,11 @@ def _table(headers, body, cls="", num_cols=()) -> str:
     for row in body:
         cells = []
         for j, cell in enumerate(row):
-            text, klass = cell if isinstance(cell, tuple) else (cell, "")
+            raw = isinstance(cell, tuple) and len(cell) == 3 and cell[2]  # (html, class, True): markup built here
+            text, klass = (cell[0], cell[1]) if isinstance(cell, tuple) else (cell, "")
             klass = " ".join(x for x in (klass, "num" if j in num_cols else "") if x)
-            cells.append(f'<td class="{klass}">{_e(text)}</td>' if klass else f"<td>{_e(text)}</td>")
+            inner = text if raw else _e(text)
+            cells.append(f'<td class="{klass}">{inner}</td>' if klass else f"<td>{inner}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -147,6 +151,91 @@ def _plots(summary: dict, enabled: bool, reason: str) -> str:
             f'<div class="plots">{"".join(figs)}</div>')
 
 
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:.0%}"
+
+
+def _x(v) -> str:
+    return "n/a" if v is None else (f"{v:.2f}x" if v < 10 else f"{v:.0f}x")
+
+
+def headline_cell(e: dict | None):
+    """One machine's answer for one operation: break-even first, then who, how fast, how close, what it costs."""
+    if e is None or e.get("missing"):
+        return ("not measured", "na")
+    lines = [f"<b>{_e(e['break_even'])}</b>"]
+    if e.get("dense_backend"):
+        lines.append(f"sparse {_e(e.get('sparse_backend_at_90') or '-')} vs dense {_e(e['dense_backend'])}")
+    at = e.get("speedup_at") or {}
+    lines.append(f"{_x(at.get('0.9'))} at 90%, {_x(at.get('0.99'))} at 99%")
+    if e.get("roofline_at_90") is not None:
+        lines.append(f"roofline {_pct(e['roofline_at_90'])} ({_e(e.get('roofline_level'))})")
+    if e.get("error_at_90") is not None:
+        lines.append(f"error {e['error_at_90']:.1e}")
+    mse = e.get("autoencoder_mse")
+    if mse:
+        lines.append(f"AE MSE {mse['mse']:.2g} at {mse['weight_sparsity']:g} (dense {mse['dense_mse']:.2g})")
+    klass = "na" if e.get("dense_time") is None else ("never" if e.get("break_even_relation") == ">" else "win")
+    return ("<br>".join(lines), klass, True)
+
+
+def headline_key(e: dict) -> tuple[str, str]:
+    """The row an entry belongs in: its operation, and the matrix for real masks (one row each)."""
+    return (e["label"], e.get("variant", "") if e.get("operation") == "dlmc" else "")
+
+
+def headline_table(summaries: list[dict], headlines: dict) -> str:
+    """Rows: operations; columns: machines; cells: ``headline_cell``."""
+    machines = [s["machine"] for s in summaries]
+    cells: dict = {}  # insertion order: operation order of the first machine that has it
+    for m in machines:
+        for e in headlines.get(m, []):
+            cells.setdefault(headline_key(e), {})[m] = e
+    body = []
+    for (label, variant), by in cells.items():
+        shapes = sorted({e.get("shape") for e in by.values() if e.get("shape")})
+        name = _e(label + (f" ({variant.removeprefix('dlmc:')})" if variant else ""))
+        body.append([(f"{name}<br><small>{_e(', '.join(shapes))}</small>", "", True)]
+                    + [headline_cell(by.get(m)) for m in machines])
+    return _table(["operation (shape)"] + machines, body, cls="headline")
+
+
+def verdicts_table(summaries: list[dict], verdicts: dict) -> str:
+    machines = [s["machine"] for s in summaries]
+    claims: dict = {}
+    for m in machines:
+        for v in verdicts.get(m, []):
+            claims.setdefault(v.key, {"claim": v.claim, "rule": v.rule, "by": {}})["by"][m] = v
+    body = []
+    for key, c in claims.items():
+        row = [(f"<b>{_e(c['claim'])}</b><br><small>{_e(c['rule'])}</small>", "", True)]
+        for m in machines:
+            v = c["by"].get(m)
+            if v is None:
+                row.append(("not measured here", "na"))
+                continue
+            klass = {"holds": "win", "does not hold": "never", "not measured here": "na"}.get(v.verdict, "")
+            commit = (v.numbers.get("commit") or "")[:8]
+            link = f' <a href="#{_e(v.plot)}-{_anchor(m)}">data</a>' if v.plot else ""
+            row.append((f"<b>{_e(v.verdict)}</b><br>{_e(v.because)}<br><small>commit {_e(commit)}{link}</small>", klass, True))
+        body.append(row)
+    return _table(["claim"] + machines, body, cls="verdicts")
+
+
+def _roofline_plot(summary: dict, enabled: bool, reason: str) -> str:
+    from .report_data import roofline_points
+
+    ceil = summary.get("_ceilings")
+    a = _anchor(summary["machine"])
+    if ceil is None:
+        return f'<p class="missing" id="roofline-{a}">{_e(summary["machine"])}: no calibration, no roofline (run <code>sparsekit calibrate</code>).</p>'
+    if not enabled:
+        return f'<p class="missing" id="roofline-{a}">Roofline plot left out: {_e(reason)}.</p>'
+    svg = plots.roofline_svg(f"{summary['machine']}: roofline (sparse kernels at 90%, dense baselines)", ceil,
+                             roofline_points(summary))
+    return f'<figure class="plot roofline" id="roofline-{a}" data-machine="{_e(summary["machine"])}">{svg}</figure>'
+
+
 def _sci(v) -> str:
     return "n/a" if v is None else f"{v:.3g}"
 
@@ -183,8 +272,19 @@ def _roofline(summary: dict) -> str:
     if not cal:
         return ('<p class="missing">Calibration: not measured on this machine (run <code>sparsekit calibrate</code>); '
                 "no roofline fractions.</p>")
-    body = [[b, _sci(c.get("copy_gbps")), _sci(c.get("triad_gbps")), _sci(c.get("gemm_gflops"))] for b, c in cal.items()]
-    parts = [_table(["backend", "copy GB/s", "triad GB/s", "GEMM GFLOP/s"], body, cls="calibration", num_cols=(1, 2, 3))]
+    body = [[b, _sci(c.get("read_gbps")), _sci(c.get("copy_gbps")), _sci(c.get("triad_gbps")), _sci(c.get("gemm_gflops"))]
+            for b, c in cal.items()]
+    parts = [_table(["backend", "read GB/s", "copy GB/s", "triad GB/s", "GEMM GFLOP/s"], body, cls="calibration",
+                    num_cols=(1, 2, 3, 4))]
+    ceil = summary.get("_ceilings")
+    if ceil is not None:
+        lv = [[x.name, "-" if x.capacity == float("inf") else f"{x.capacity / 2**20:.3g} MiB", _sci(x.read_gbps)]
+              for x in ceil.levels]
+        parts.append("<p>The machine's limits: read bandwidth by memory level (a problem is held against the level "
+                     f"its footprint fits in) and peak {_sci(ceil.peak_gflops)} GFLOP/s (the best GEMM of any backend).</p>")
+        parts.append(_table(["level", "capacity", "read GB/s"], lv, cls="levels", num_cols=(2,)))
+    for note in summary.get("calibration_notes") or []:
+        parts.append(f'<p class="missing">{_e(note)}</p>')
     if summary["roofline"]:
         rbody = []
         for r in summary["roofline"]:
@@ -192,9 +292,9 @@ def _roofline(summary: dict) -> str:
             rbody.append([r["backend"], r["kernel"], _variant(r["variant"]), r["shape"],
                           "n/a" if r["dense_fraction"] is None else f"{r['dense_fraction']:.0%}", fr])
         parts.append(_table(["backend", "kernel", "variant", "shape", "dense_mm", "fraction of roofline by sparsity"], rbody, cls="roofline"))
-        parts.append('<p class="note">Achieved FLOP/s over min(GEMM peak, arithmetic intensity x triad bandwidth). '
-                     "Nominal model: nnz = (1 - sparsity) x size, float32 values, int32 indices, every operand read "
-                     "once; kernels whose work depends on data (sparse x sparse, MoE, LIF) are left out.</p>")
+        parts.append('<p class="note">max(FLOPs / peak, compulsory bytes / bandwidth of the level the footprint fits in) / '
+                     "time: 100% is the roofline. Nominal model of each kernel (its spec's nominal_model): nnz = (1 - sparsity) "
+                     "x size, stored values and int32 indices, every operand read once.</p>")
     else:
         parts.append('<p class="missing">No roofline fractions: no calibrated backend has a modelled kernel.</p>')
     return "".join(parts)
@@ -223,9 +323,19 @@ def _facts(summary: dict) -> str:
     return out
 
 
-def render(summaries: list[dict], *, asv_site: str = ASV_SITE, asv_present: bool = True, plots_enabled=None) -> str:
-    """The whole page as one string."""
+def render(summaries: list[dict], *, asv_site: str = ASV_SITE, asv_present: bool = True, plots_enabled=None,
+           headlines: dict | None = None, verdicts: dict | None = None, extra_sections: list[str] = ()) -> str:
+    """The whole page as one string: the headline, the verdicts and the roofline plots first, then
+    each machine in detail. ``headlines``/``verdicts`` default to those computed from ``summaries``;
+    ``extra_sections``: HTML put after the verdicts (the changes since the previous run)."""
     from . import __version__
+    from . import headline as _headline
+    from . import verdicts as _verdicts
+
+    if headlines is None:
+        headlines = _headline.headline(summaries)
+    if verdicts is None:
+        verdicts = _verdicts.verdicts(summaries, headlines)
 
     if plots_enabled is None:
         plots_enabled, reason = plots.available()
@@ -235,24 +345,40 @@ def render(summaries: list[dict], *, asv_site: str = ASV_SITE, asv_present: bool
     asv_note = "" if asv_present else ' <span class="missing">(not published yet: <code>make html</code>)</span>'
     body = [f'<header><h1>sparsekit report</h1><a id="asv-link" href="{_e(asv_site)}">asv site</a>{asv_note}'
             f"<span>machines: {nav or 'none'}</span></header><main>"]
-    body.append("<p>At what sparsity does the sparse kernel beat the same backend's <code>dense_mm</code>? "
-                "Break-even: the speedups (dense time / sparse time) interpolated in log(speedup) against sparsity; "
-                "<code>&lt;=s</code>: sparse already wins at the lowest level measured; <code>&gt;s</code>: it never "
-                "wins up to the highest. Newest result file of each machine.</p>")
     if not summaries:
         body.append('<p class="missing">No results found: run <code>make bench</code>.</p>')
+    else:
+        body.append('<h2 id="headline">Where sparse beats dense</h2>')
+        body.append("<p>Per machine and operation: the sparsity from which the <b>best sparse implementation</b> beats "
+                    "the <b>fastest dense product on that machine</b> (any backend), which backends those are, the speedup "
+                    "at 90% and 99% sparsity, the sparse winner's fraction of the machine's roofline at 90% and the memory "
+                    "level it is held against, its error against the float64 oracle, and for weight sparsity the "
+                    "autoencoder's held-out MSE at the nearest pruning level. <code>&lt;=s</code>: sparse already wins at "
+                    "the lowest level measured; <code>&gt;s</code>: it never wins up to the highest. Newest result file of "
+                    "each machine.</p>")
+        body.append(headline_table(summaries, headlines))
+        body.append('<h2 id="verdicts">Verdicts on the claims the field repeats</h2>')
+        body.append("<p>Computed from the results above, never written by hand; each states its rule.</p>")
+        body.append(verdicts_table(summaries, verdicts))
+        body.extend(extra_sections)
+        body.append('<h2 id="roofline">Roofline</h2><div class="plots">'
+                    + "".join(_roofline_plot(s, plots_enabled, reason) for s in summaries) + "</div>")
+        body.append('<h2 id="own-dense">Each backend against its own dense_mm</h2>'
+                    "<p>Break-even of each backend's sparse kernel against <i>the same backend's</i> <code>dense_mm</code> "
+                    "(a backend with a slow dense product looks good here: the headline above compares against the fastest "
+                    "dense product instead).</p>")
     if len(summaries) > 1:
-        body.append('<h2 id="overview">Break-even across machines</h2>' + overview_table(summaries))
+        body.append('<h3 id="overview">Own-dense break-even across machines</h3>' + overview_table(summaries))
     for s in summaries:
         a = _anchor(s["machine"])
         body.append(f'<section class="machine" id="machine-{a}"><h2>{_e(s["machine"])}</h2>')
         body.append(_facts(s))
-        body.append("<h3>Break-even sparsity</h3>")
+        body.append("<h3>Break-even sparsity against the same backend's dense_mm</h3>")
         body.append(break_even_table(s["rows"]) if s["rows"] else '<p class="missing">No sparse/dense pairs measured.</p>')
         if s["rows"]:
             body.append("<details><summary>speedup by sparsity</summary>" + speedup_table(s["rows"]) + "</details>")
         body.append("<h3>Time against sparsity</h3>" + _plots(s, plots_enabled, reason))
-        body.append("<h3>Accuracy</h3>" + _accuracy(s))
+        body.append(f'<h3 id="workloads-{a}">Accuracy and workloads</h3>' + _accuracy(s))
         body.append("<h3>Calibration and roofline</h3>" + _roofline(s))
         body.append("</section>")
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -263,12 +389,13 @@ def render(summaries: list[dict], *, asv_site: str = ASV_SITE, asv_present: bool
             f"<title>sparsekit report</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write(summaries: list[dict], out_dir, *, asv_site: str = ASV_SITE, plots_enabled=None) -> Path:
-    """Write ``out_dir/index.html`` (folders created); returns its path."""
+def write(summaries: list[dict], out_dir, *, asv_site: str = ASV_SITE, plots_enabled=None, **sections) -> Path:
+    """Write ``out_dir/index.html`` (folders created); returns its path. ``sections``: ``render``'s
+    ``headlines``, ``verdicts`` and ``extra_sections``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     asv_present = (out / asv_site).resolve().is_file() if not re.match(r"^[a-z]+://", asv_site) else True
-    page = render(summaries, asv_site=asv_site, asv_present=asv_present, plots_enabled=plots_enabled)
+    page = render(summaries, asv_site=asv_site, asv_present=asv_present, plots_enabled=plots_enabled, **sections)
     path = out / "index.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")

@@ -362,14 +362,23 @@ def _no_nan(token):
 def test_main_json(results_dir, capsys):
     assert report.main(results_dir, fmt="json") == 0
     out, err = capsys.readouterr()
-    rows = json.loads(out, parse_constant=_no_nan)  # strict JSON: no NaN/Infinity tokens
+    doc = json.loads(out, parse_constant=_no_nan)  # strict JSON: no NaN/Infinity tokens
+    rows = doc["break_even"]
     assert rows == json.loads(json.dumps(report.summarize(results_dir)))
     assert {r["break_even"] for r in rows} >= {"0.876", "<=0.5", "n/a (no dense_mm)", "0.700", "0.500"}
+    [m] = doc["machines"]
+    assert m["machine"] == "box" and m["headline"] and m["verdicts"]
+    assert {v["verdict"] for v in m["verdicts"]} <= {"holds", "does not hold", "not measured here"} | {
+        v["verdict"] for v in m["verdicts"] if v["verdict"].startswith(("depends", "partly", "about"))}
     assert err == ""
 
 
 def test_main_table(results_dir, capsys):
     assert report.main(results_dir) == 0
+    short = capsys.readouterr().out
+    assert short.startswith("== where sparse beats dense") and "== verdicts" in short
+    assert len(short.splitlines()) <= 35, "the terminal answer stays short; the rest is behind --all"
+    assert report.main(results_dir, all_tables=True) == 0
     out, _ = capsys.readouterr()
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["machine", "backend", "kernel"]
@@ -386,7 +395,7 @@ def test_main_machine_filter(tmp_path, capsys):
     result_file(root / "alpha", standard_results())
     result_file(root / "beta", standard_results())
     assert report.main(root, machine="alpha", fmt="json") == 0
-    assert {r["machine"] for r in json.loads(capsys.readouterr().out)} == {"alpha"}
+    assert {r["machine"] for r in json.loads(capsys.readouterr().out)["break_even"]} == {"alpha"}
     assert report.main(root, machine="gamma") == 1
     err = capsys.readouterr().err
     assert "gamma" in err and "alpha" in err and "beta" in err
@@ -405,11 +414,11 @@ def test_main_missing_results_dir(tmp_path, capsys):
 def test_main_nothing_to_pair(tmp_path, capsys):
     root = tmp_path / "results"
     (root / "box").mkdir(parents=True)
-    assert report.main(root) == 1
+    assert report.main(root, all_tables=True) == 1
     out, err = capsys.readouterr()
     assert "no results" in out and "no sparse/dense pairs" in err
     assert report.main(root, fmt="json") == 1
-    assert json.loads(capsys.readouterr().out) == []
+    assert json.loads(capsys.readouterr().out)["break_even"] == []
 
 
 def test_main_unknown_format(results_dir, capsys):
@@ -419,9 +428,9 @@ def test_main_unknown_format(results_dir, capsys):
 
 def test_cli_report(results_dir, capsys):
     assert cli.main(["report", "--results", str(results_dir), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["break_even"]
     assert len(rows) == 5
-    assert cli.main(["report", "--results", str(results_dir), "--machine", "box"]) == 0
+    assert cli.main(["report", "--results", str(results_dir), "--machine", "box", "--all"]) == 0
     assert "0.876" in capsys.readouterr().out
     assert cli.main(["report", "--results", str(results_dir / "nope")]) == 1
     assert "nope" in capsys.readouterr().err

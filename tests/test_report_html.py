@@ -29,6 +29,17 @@ def _newest(machine_dir: Path) -> Path:
     return asv_results.result_files(machine_dir)[-1][1]
 
 
+#: the synthetic gpu-host's calibration: per-level read bandwidths and the machine's peak
+CALIBRATION = {
+    "machine": "gpu-host",
+    "backends": {"numpy": {"copy_gbps": 20.0, "triad_gbps": 18.0, "gemm_gflops": 100.0}},
+    "limits": {"gemm_gflops": 100.0, "levels": [
+        {"name": "L2", "capacity": 2 * 2**20, "read_gbps": 60.0},
+        {"name": "LLC", "capacity": 32 * 2**20, "read_gbps": 40.0},
+        {"name": "DRAM", "capacity": None, "read_gbps": 18.0}]},
+}
+
+
 def make_results(tmp_path: Path, second=True) -> Path:
     """results/ with the committed machine, and (second) a synthetic 'gpu-host' twice as fast."""
     root = tmp_path / "results"
@@ -53,8 +64,7 @@ def make_results(tmp_path: Path, second=True) -> Path:
         machine.update(machine="gpu-host", cpu="Test GPU host")
         (gdir / "machine.json").write_text(json.dumps(machine))
         (gdir / _newest(src).name).write_text(json.dumps(data))
-        (gdir / "calibration.json").write_text(json.dumps(
-            {"backends": {"numpy": {"copy_gbps": 20.0, "triad_gbps": 18.0, "gemm_gflops": 100.0}}}))
+        (gdir / "calibration.json").write_text(json.dumps(CALIBRATION))
         (gdir / "versions.txt").write_text("# python 3.11.7\nnumpy==2.4.6\nscipy==1.17.1\n")
     return root
 
@@ -82,29 +92,36 @@ def test_collect_two_machines(results):
 
 
 def test_roofline_fractions_by_hand(results):
+    """The machine's limits hold every backend's points; each is held against the level its footprint fits in."""
     s = next(s for s in report_data.collect(results) if s["machine"] == "gpu-host")
-    roof = {(r["kernel"], r["variant"], r["shape"]): r for r in s["roofline"]}
-    assert {r["backend"] for r in s["roofline"]} == {"numpy"}  # the only calibrated backend
+    roof = {(r["backend"], r["kernel"], r["variant"], r["shape"]): r for r in s["roofline"]}
+    assert {r["backend"] for r in s["roofline"]} >= {"numpy", "cpu"}  # machine limits: every backend's points
     row = next(r for r in s["rows"] if r["backend"] == "numpy" and r["kernel"] == "spmm" and r["variant"] == "uniform"
                and r["shape"] == "2048x2048x64")
-    r = roof[("spmm", "uniform", "2048x2048x64")]
+    r = roof[("numpy", "spmm", "uniform", "2048x2048x64")]
     m = k = 2048
     n = 64
     flops, nbytes = 2.0 * m * k * n, 4.0 * (m * k + k * n + m * n)
-    expect = (flops / row["dense_time"]) / min(100e9, flops / nbytes * 18e9)
-    assert r["dense_fraction"] == pytest.approx(expect)
+    assert 2 * 2**20 < nbytes <= 32 * 2**20  # fits the last-level cache: held against its 40 GB/s
+    assert r["dense_fraction"] == pytest.approx(max(flops / 100e9, nbytes / 40e9) / row["dense_time"])
     s0, t0 = row["sparsities"][0], row["times"][0]
     nnz = (1 - s0) * m * k
     f, b = 2 * nnz * n, nnz * 8 + (m + 1) * 4 + 4 * (k * n + m * n)
-    assert r["fractions"][0] == pytest.approx((f / t0) / min(100e9, f / b * 18e9))
-    ss = roof[("sparse_sparse", "act_sparsity=0.9", "2048x2048x64")]  # no nominal model: dense_mm only
-    assert ss["dense_fraction"] is not None and all(f is None for f in ss["fractions"])
+    assert r["fractions"][0] == pytest.approx(max(f / 100e9, b / 40e9) / t0) and r["levels"][0] == "LLC"
+    high = r["sparsities"].index(0.99)
+    assert r["levels"][high] == "L2"  # 1% of W plus X and Y: under 2 MiB
+    ss = roof[("numpy", "sparse_sparse", "act_sparsity=0.9", "2048x2048x64")]  # its model knows the activations
+    assert ss["dense_fraction"] is not None and any(f is not None for f in ss["fractions"])
 
 
 def test_nominal_model_and_fraction():
-    assert report_data.nominal_model("dense_mm", "2x3x4", 0.0) == (48.0, 4.0 * (6 + 12 + 8))
-    assert report_data.nominal_model("moe", "8x2x3x4", 0.5) is None  # not m x k x n; top_k unknown
-    assert report_data.nominal_model("spmm", "bad", 0.5) is None
+    from sparsekit.kernels import get_kernel
+
+    assert get_kernel("dense_mm").nominal_model(dict(m=2, k=3, n=4)) == (48.0, 4.0 * (6 + 12 + 8))
+    assert get_kernel("dense_mm").nominal_model(dict(m=2, k=3, n=4, dtype="float64")) == (48.0, 8.0 * (6 + 12 + 8))
+    e, m, k, n, top = 8, 2, 3, 4, 2
+    flops, nbytes = get_kernel("moe").nominal_model(dict(m=m, k=k, n=n, experts=e, top_k=top))
+    assert flops == 2.0 * (top * m * k * n + e * k * n) and nbytes == 4.0 * (k * n + e * k + e * m * k + m * n)
     # memory bound: 1 flop/byte at 10 GB/s -> 10 GFLOP/s attainable; achieved 5 -> 50 %
     assert roofline_fraction(1e9, 1e9, 0.2, 1000.0, 10.0) == pytest.approx(0.5)
     assert roofline_fraction(1e9, 1e9, 0.2, None, None) is None
@@ -117,10 +134,11 @@ def test_calibration_from_asv_tracks(tmp_path):
     bm = {"bench_calibrate.Calibrate.track_triad_gbps": {"param_names": ["backend"]},
           "bench_calibrate.Calibrate.track_gemm_gflops": {"param_names": ["backend"]}}
     cal = report_data.calibration(tmp_path, data, bm)
-    assert cal == {"numpy": {"copy_gbps": None, "triad_gbps": 12.5, "gemm_gflops": 50.0},
-                   "cpu": {"copy_gbps": None, "triad_gbps": None, "gemm_gflops": 80.0}}
+    assert cal == {"numpy": {"read_gbps": None, "copy_gbps": None, "triad_gbps": 12.5, "gemm_gflops": 50.0},
+                   "cpu": {"read_gbps": None, "copy_gbps": None, "triad_gbps": None, "gemm_gflops": 80.0}}
     (tmp_path / "calibration.json").write_text(json.dumps({"backends": {"cpu": {"triad_gbps": 9}}}))
-    assert report_data.calibration(tmp_path, data, bm) == {"cpu": {"copy_gbps": None, "triad_gbps": 9.0, "gemm_gflops": None}}
+    assert report_data.calibration(tmp_path, data, bm) == {
+        "cpu": {"read_gbps": None, "copy_gbps": None, "triad_gbps": 9.0, "gemm_gflops": None}}
 
 
 def test_workload_figures_shown(tmp_path, results):
@@ -151,7 +169,11 @@ def test_html_page_contents(results, tmp_path):
     # overview across machines and one section per machine
     assert 'id="overview"' in page and page.count('<section class="machine"') == 2
     groups = {(r["kernel"], r["variant"], r["shape"]) for s in summaries for r in s["rows"] if s["machine"] == "gpu-host"}
-    assert page.count("<svg") == 2 * len(groups)  # one plot per kernel, variant and shape per machine
+    # one plot per kernel, variant and shape per machine, and the roofline of the calibrated machine
+    assert page.count("<svg") == 2 * len(groups) + 1
+    assert page.index('id="headline"') < page.index('id="verdicts"') < page.index('id="roofline"') < page.index('<section class="machine"')
+    assert '<table class="headline">' in page and '<table class="verdicts">' in page
+    assert 'id="roofline-gpu-host"' in page and "no calibration, no roofline" in page
     assert page.count('<table class="break-even">') == 2
     assert "not measured (run <code>sparsekit calibrate</code>)" in page or "Calibration: not measured" in page
     assert "GEMM GFLOP/s" in page and "fraction of roofline by sparsity" in page
@@ -174,10 +196,14 @@ def test_main_writes_html_beside_results(results, capsys):
     assert report.main(results, plots=False) == 0  # plots: test_html_page_contents
     out = capsys.readouterr().out
     path = results.parent / "html" / "report" / "index.html"
-    assert path.is_file() and out.rstrip().splitlines()[-1] == f"HTML report: {path}"
-    assert "-- error against the float64 oracle" in out and "-- calibration" in out and "gpu-host" in out
+    assert path.is_file() and out.rstrip().splitlines()[-1].startswith(f"HTML report: {path}")
+    assert "== where sparse beats dense" in out and "gpu-host" in out
+    assert report.main(results, plots=False, all_tables=True) == 0
+    out = capsys.readouterr().out
+    assert "-- error against the float64 oracle" in out and "-- calibration" in out
+    assert out.index("-- calibration") < out.index("== where sparse beats dense")  # the answer comes last
     assert report.main(results, machine="gpu-host", fmt="json", html_dir=results.parent / "other", plots=False) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["break_even"]
     assert {r["machine"] for r in rows} == {"gpu-host"}
     page = (results.parent / "other" / "index.html").read_text()
     assert "<svg" not in page and "plots disabled" in page and page.count('<section class="machine"') == 1

@@ -99,6 +99,19 @@ class LIF(KernelSpec):
         spikes = (rng.random((steps, params["n_in"])) < params["rate"]).astype(dtypes.host_dtype(params["dtype"]))
         return params, {"spikes": spikes, "w": w}
 
+    def nominal_model(self, params):
+        """Synaptic accumulates: (1 - sparsity) of the synapses times the spikes delivered (rate x
+        n_in x steps), 2 FLOPs each (an accumulate and the voltage update it feeds); bytes: the CSR
+        synapses once, spike events as indices, the raster written."""
+        s = params.get("sparsity")
+        if s is None or params.get("weights") is not None or params.get("matrix") is not None:
+            return None
+        n_in, n_out, steps = (int(params[k]) for k in ("n_in", "n_out", "steps"))
+        rate = float(params.get("rate", self.defaults["rate"]))
+        nnz = (1.0 - float(s)) * n_in * n_out
+        events = rate * n_in * max(steps - 1, 0)
+        return 2.0 * nnz / max(n_in, 1) * events, nnz * 8 + (n_out + 1) * 4 + events * 4 + steps * n_out / 8
+
     def _run(self, problem):
         p = problem.params
         return problem.cached(
@@ -145,6 +158,11 @@ class LIF(KernelSpec):
 
     def depth(self, problem):
         return 0
+
+    def dense_equivalent(self, params):
+        """The same network with every synapse present, its input done as one product: all
+        n_out x n_in weights times the steps x n_in spike trains (an n_out x n_in x steps dense_mm)."""
+        return {"m": int(params["n_out"]), "k": int(params["n_in"]), "n": int(params["steps"])}
 
     def footprint_bytes(self, params, dtype):
         n_in, n_out, steps = (int(params.get(k) or 0) for k in ("n_in", "n_out", "steps"))
