@@ -23,7 +23,7 @@ export MKL_NUM_THREADS ?= $(NPROC)
 export NUMBA_NUM_THREADS ?= $(NPROC)
 export POCL_MAX_PTHREAD_COUNT ?= $(NPROC)
 
-.PHONY: test bench html report venv clean
+.PHONY: test bench quick compare history html report venv clean
 
 venv: $(STAMP)
 
@@ -51,13 +51,37 @@ ASV_LAUNCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),spawn,forkserver)
 CALIBRATE_BACKENDS ?= numpy,cpu,opencl,torch$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)cupy,)
 
 # The site and the summary are written even when a benchmark errored; the
-# target still fails then, with asv's exit status.
+# target still fails then, with asv's exit status. After measuring, this run is compared
+# with the machine's previous commit and flagged changes are re-measured side by side
+# (sparsekit compare --confirm); the report shows them under "changed since".
 bench: $(STAMP)
 	@$(BIN)/python -m sparsekit.host --asv-machine --machine $(MACHINE) >/dev/null
-	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) HEAD^!; rc=$$?; \
+	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) --record-samples HEAD^!; rc=$$?; \
 	py=$$(ls -t .asv/env/*/bin/python 2>/dev/null | head -n 1); \
 	$${py:-$(BIN)/python} sparsekit/versions.py > results/$(MACHINE)/versions.txt; \
 	$(BIN)/sparsekit calibrate --backend $(CALIBRATE_BACKENDS) --machine $(MACHINE) --no-progress || rc=$$?; \
+	$(BIN)/sparsekit compare --machine $(MACHINE) --confirm --launch-method=$(ASV_LAUNCH) > /dev/null || true; \
+	$(MAKE) --no-print-directory html report && exit $$rc
+
+# The regression gate of a change, as SciPy and NumPy check pull requests: BASE and HEAD
+# measured side by side in one session (asv, rounds interleaved across the two commits; every
+# kernel's default grid and the Peers view, or BENCH=regex), flagged changes re-measured once
+# more, exit 1 on a confirmed slowdown beyond the factor (1.3), an accuracy loss or a new failure.
+BASE ?= $(shell git merge-base HEAD main 2>/dev/null || git rev-parse HEAD~1)
+compare: $(STAMP)
+	@$(BIN)/python -m sparsekit.host --asv-machine --machine $(MACHINE) >/dev/null
+	$(BIN)/sparsekit compare --run $(BASE) --gate --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) \
+	  $(if $(BENCH),--bench '$(BENCH)',)
+
+# History: the kernels' default grids and the Peers view on the last N commits where the suite
+# runs (commits already measured are skipped; a commit that cannot build is reported and skipped),
+# into results/<machine>/, so the asv site draws lines; then the site and the report.
+N ?= 3
+HISTORY_BENCH ?= ^bench_(dense_mm|spmm|sddmm|gather_mm|kwta|sparse_sparse|lif|moe|peers)\.
+history: $(STAMP)
+	@$(BIN)/python -m sparsekit.host --asv-machine --machine $(MACHINE) >/dev/null
+	$(BIN)/asv run --machine $(MACHINE) --launch-method=$(ASV_LAUNCH) --record-samples --skip-existing-commits \
+	  -b '$(HISTORY_BENCH)' HEAD~$(N)..HEAD; rc=$$?; \
 	$(MAKE) --no-print-directory html report && exit $$rc
 
 # The asv site of every machine in results/, made to render offline: the
@@ -75,9 +99,13 @@ html: $(STAMP)
 	@$(BIN)/sparsekit report --json > /dev/null || true
 	@echo "asv site: html/index.html"
 
+# The headline for this machine in minutes, without asv: .quick/results/, html/quick/index.html.
+quick: $(STAMP)
+	$(BIN)/sparsekit quick
+
 # Every machine's results: terminal tables, and html/report/index.html (path printed last).
 report: $(STAMP)
 	$(BIN)/sparsekit report
 
 clean:
-	rm -rf html .asv build *.egg-info
+	rm -rf html .asv .quick build *.egg-info

@@ -119,7 +119,8 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        description="Sweep KERNEL over sparsity levels on some backends (each in a worker "
                                    "process), or run a workload RECIPE.",
                        epilog=_run_epilog("run" in argv), formatter_class=raw)
-    r.add_argument("kernel", metavar="KERNEL|RECIPE", help="a kernel of the catalogue or a workload recipe (below)")
+    r.add_argument("kernel", metavar="KERNEL|RECIPE", nargs="?",
+                   help="a kernel of the catalogue or a workload recipe (below); none with --quick: `sparsekit quick`")
     r.add_argument("--backend", default="numpy,cpu", help="comma-separated backend names (default: numpy,cpu)")
     r.add_argument("--shape", type=_shape, default=None,
                    help="the kernel's shape axes: " + _shape_help() if "run" in argv else "the kernel's shape axes")
@@ -143,9 +144,42 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="run problems whose estimated memory footprint exceeds the memory available")
     r.add_argument("--output", default=None, metavar="FILE.json",
                    help="write the results (same document as --json) to FILE, rewritten after every row")
-    r.add_argument("--quick", action="store_true", help="recipes: smaller problems and fewer repeats")
+    r.add_argument("--quick", action="store_true",
+                   help="recipes: smaller problems and fewer repeats; without KERNEL: the quick headline (sparsekit quick)")
     r.add_argument("--json", action="store_true", help="print a JSON document (schema: sparsekit/schemas/run.schema.json)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    q = sub.add_parser("quick", help="the headline for this machine in a few minutes, without asv",
+                       description="Run every kernel's default grid and the Selector and DLMC workloads on the default "
+                                   "CPU backends in this process (short timing protocol), write the results as asv "
+                                   "files under .quick/results/ and print the headline; the HTML report goes to "
+                                   "html/quick/.", epilog=EXIT_CODES, formatter_class=raw)
+    q.add_argument("--backend", default=None, help="comma-separated backend names (default: numpy,cpu,torch,scipy,opencl, "
+                                                   "those available)")
+    q.add_argument("--results", default=None, metavar="DIR", help="results folder (default: .quick/results)")
+    q.add_argument("--html", default=None, metavar="DIR", help="report folder (default: html/quick)")
+    q.add_argument("--no-progress", action="store_true", help="do not print each step on stderr")
+
+    cmp_ = sub.add_parser("compare", help="what changed between two commits' results of a machine, and whether it is real",
+                          description="Compare the two newest commits of a machine's asv results (or --base/--head) "
+                                      "the way `asv compare` does (the project's factor, asv's statistical test); "
+                                      "--confirm re-measures flagged changes with both commits side by side; --run BASE "
+                                      "measures BASE and HEAD side by side first (the regression gate: with --gate, exit "
+                                      "1 on a confirmed slowdown, accuracy loss or new failure).",
+                          epilog=EXIT_CODES, formatter_class=raw)
+    cmp_.add_argument("--results", default="results", metavar="DIR", help="asv results folder (default: results)")
+    cmp_.add_argument("--machine", default=None, help="machine folder (default: this host's machine name)")
+    cmp_.add_argument("--base", default=None, metavar="COMMIT", help="older commit (default: the one before --head)")
+    cmp_.add_argument("--head", default=None, metavar="COMMIT", help="newer commit (default: the newest measured)")
+    cmp_.add_argument("--factor", type=float, default=None, help="ratio that counts as a change (default: 1.3)")
+    cmp_.add_argument("--confirm", action="store_true", help="re-measure flagged changes on both commits side by side")
+    cmp_.add_argument("--run", default=None, metavar="BASE",
+                      help="first measure BASE (a git revision) and HEAD side by side into .asv/compare/ "
+                           "(the default grid, or --bench), then compare and confirm")
+    cmp_.add_argument("--bench", action="append", default=None, metavar="REGEX", help="with --run: asv -b filter")
+    cmp_.add_argument("--gate", action="store_true", help="exit 1 on a confirmed regression")
+    cmp_.add_argument("--launch-method", default=None, help="asv's launch method for re-measurements")
+    cmp_.add_argument("--json", action="store_true", help="print the changes as JSON")
 
     c = sub.add_parser("calibrate", help="measure each backend's peak GFLOP/s and bandwidth (roofline limits)",
                        description="Measure each backend's attainable peak (float32 GEMM) and memory bandwidth "
@@ -186,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "calibrate":
             return _cmd_calibrate(args)
+        if args.command == "quick":
+            return _cmd_quick(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return _cmd_report(args)
     except (KeyError, ValueError, TypeError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
@@ -255,9 +293,32 @@ def _backend_list(text: str) -> list[str]:
     return names
 
 
+def _cmd_compare(args) -> int:
+    from . import changes
+
+    factor = args.factor or changes.FACTOR
+    if args.run:
+        return changes.run_gate(args.run, bench=args.bench, factor=factor, machine=args.machine,
+                                launch=args.launch_method, as_json=args.json, gate_exit=args.gate)
+    return changes.main(args.results, args.machine, args.base, args.head, factor=factor, do_confirm=args.confirm,
+                        as_json=args.json, gate_exit=args.gate, launch=args.launch_method)
+
+
+def _cmd_quick(args) -> int:
+    from . import quick
+
+    names = _backend_list(args.backend) if getattr(args, "backend", None) and args.command == "quick" else None
+    return quick.main(names, results_dir=getattr(args, "results", None) or quick.RESULTS_DIR,
+                      html_dir=getattr(args, "html", None) or quick.HTML_DIR, progress=not args.no_progress)
+
+
 def _cmd_run(args) -> int:
     from .kernels import get_kernel, kernels
 
+    if args.kernel is None:
+        if args.quick:
+            return _cmd_quick(args)
+        raise ValueError("run needs a KERNEL or RECIPE (see `sparsekit run --help`), or --quick for the quick headline")
     if args.kernel not in kernels():
         recipes = _recipes()
         if args.kernel in recipes:

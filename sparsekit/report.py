@@ -91,7 +91,7 @@ def _cell(e: dict | None) -> str:
     return f"{e['break_even']:>8} {who} {x(at.get('0.9'))} {x(at.get('0.99'))}{roof}"
 
 
-def format_headline(summaries, headlines, verdicts, notes=()) -> str:
+def format_headline(summaries, headlines, verdicts, notes=(), changes=None) -> str:
     """The answer at a glance, for the end of a terminal run (about 30 lines): the headline, the verdicts, notes."""
     from tabulate import tabulate
 
@@ -114,6 +114,12 @@ def format_headline(summaries, headlines, verdicts, notes=()) -> str:
     out.append("== verdicts (their numbers and rules: in the HTML page and in --json)")
     out.append(tabulate([[c] + [by.get(m, "not measured here") for m in machines] for c, by in claims.items()],
                         headers=["claim"] + machines, tablefmt="simple", disable_numparse=True))
+    from .changes import summary_lines
+
+    for m in machines:
+        found = (changes or {}).get(m)
+        if found:
+            out.extend(summary_lines(found, limit=4))
     out.extend(f"note: {n}" for n in notes)
     return "\n".join(out)
 
@@ -149,8 +155,11 @@ def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plo
     headlines = _headline.headline(summaries)
     verdicts = _verdicts.verdicts(summaries, headlines)
     notes = [f"{s['machine']}: {n}" for s in summaries for n in s.get("calibration_notes") or []]
+    from .changes import changes_since
+
+    changes = {s["machine"]: changes_since(root, s["machine"]) for s in summaries}
     if fmt == "json":
-        print(json.dumps(json_document(summaries, headlines, verdicts), indent=2))
+        print(json.dumps(json_document(summaries, headlines, verdicts, changes), indent=2))
     else:
         if all_tables:
             print(format_table(rows))
@@ -159,12 +168,12 @@ def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plo
                 print(extras)
             print()
         if summaries:
-            print(format_headline(summaries, headlines, verdicts, notes))
+            print(format_headline(summaries, headlines, verdicts, notes, changes))
     if html_dir is not None:
         out = default_html_dir(root) if html_dir == AUTO else Path(html_dir)
         try:
             path = report_html.write(summaries, out, plots_enabled=None if plots else False, headlines=headlines,
-                                     verdicts=verdicts)
+                                     verdicts=verdicts, extra_sections=[report_html.changes_section(summaries, changes)])
         except OSError as e:
             print(f"sparsekit report: cannot write the HTML report to {os.fspath(out)!r}: {e}", file=sys.stderr)
             return 1
@@ -176,7 +185,13 @@ def main(results_dir="results", machine=None, fmt="table", *, html_dir=AUTO, plo
     return 0
 
 
-def json_document(summaries, headlines, verdicts) -> dict:
+def _changes_json(found):
+    if not found:
+        return None
+    return {**found, "changes": [c.as_dict() for c in found["changes"] if c.kind != "new"]}
+
+
+def json_document(summaries, headlines, verdicts, changes=None) -> dict:
     """``sparsekit report --json``: strict JSON (NaN and infinities as null)."""
     from .runfile import clean
 
@@ -185,6 +200,7 @@ def json_document(summaries, headlines, verdicts) -> dict:
         "machines": [{"machine": s["machine"], "info": s["info"], "run": s["run"],
                       "calibration_notes": s.get("calibration_notes") or [],
                       "headline": headlines.get(s["machine"], []),
-                      "verdicts": [v.as_dict() for v in verdicts.get(s["machine"], [])]} for s in summaries],
+                      "verdicts": [v.as_dict() for v in verdicts.get(s["machine"], [])],
+                      "changes": _changes_json((changes or {}).get(s["machine"]))} for s in summaries],
         "break_even": [report_data.public_row(r) for s in summaries for r in s["rows"]],
     })

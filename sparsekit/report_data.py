@@ -158,8 +158,14 @@ def dense_table(data: dict, benchmarks: dict) -> dict[str, dict]:
 
 
 def values_of(data: dict, benchmarks: dict, name: str) -> list[tuple[dict, float | None]]:
-    """[(params, value)] of one benchmark (``bench_x.Class.method``) in a result file; [] when absent."""
-    row = (data.get("results") or {}).get(name)
+    """[(params, value)] of one benchmark (``bench_x.Class.method``) in a result file; [] when absent.
+    Where the exact name is absent, the same ``Class.method`` under another module counts
+    (``sparsekit quick`` writes ``quick.Selector.time_layer``)."""
+    results = data.get("results") or {}
+    if name not in results:
+        tail = "." + ".".join(name.split(".")[-2:])
+        name = next((n for n in results if n.endswith(tail)), name)
+    row = results.get(name)
     if not isinstance(row, list):
         return []
     columns = data.get("result_columns") or ["result", "params"]

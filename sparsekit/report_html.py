@@ -222,6 +222,27 @@ def verdicts_table(summaries: list[dict], verdicts: dict) -> str:
     return _table(["claim"] + machines, body, cls="verdicts")
 
 
+def changes_section(summaries: list[dict], changes: dict) -> str:
+    """``Changed since <commit>`` per machine: regressions first, each confirmed, noise, or not re-measured."""
+    from .changes import summary_lines
+
+    parts = ['<h2 id="changes">Changed since the previous run</h2>']
+    for s in summaries:
+        found = (changes or {}).get(s["machine"])
+        a = _anchor(s["machine"])
+        if not found:
+            parts.append(f'<p class="missing" id="changes-{a}">{_e(s["machine"])}: one commit measured, nothing to compare.</p>')
+            continue
+        lines = summary_lines(found, limit=40)
+        parts.append(f'<details id="changes-{a}" open><summary>{_e(lines[0].strip("= "))}</summary><pre>'
+                     + _e("\n".join(lines[1:])) + "</pre></details>")
+    parts.append('<p class="note">asv\'s comparison of the two newest commits of each machine: time ratio beyond the '
+                 "factor and significant by asv's statistical test (else noise); track_error up by more than 2x and "
+                 "1e-6 is an accuracy loss; a flagged change re-measured with both commits side by side is marked "
+                 "confirmed or noise (<code>sparsekit compare --confirm</code>, run by <code>make bench</code>).</p>")
+    return "".join(parts)
+
+
 def _roofline_plot(summary: dict, enabled: bool, reason: str) -> str:
     from .report_data import roofline_points
 
