@@ -27,8 +27,12 @@ import abc
 import os
 
 #: every backend the project knows, in a fixed order (never what is installed): the in-repo
-#: ones and the example out-of-tree SciPy backend (examples/sparsekit-scipy, a peer)
+#: ones and the example out-of-tree SciPy backend (examples/sparsekit-scipy, a peer). A third
+#: party benchmarking its own backend names it in SPARSEKIT_BENCH_BACKENDS (comma-separated),
+#: appended here: a choice the user states, still not a guess from what happens to be installed.
 BACKENDS = ["numpy", "cpu", "opencl", "cupy", "lava", "lava-fixed", "torch", "scipy"]
+BACKENDS += [b for b in dict.fromkeys(x.strip() for x in os.environ.get("SPARSEKIT_BENCH_BACKENDS", "").split(","))
+             if b and b not in BACKENDS]
 
 #: the large grid, selected with SPARSEKIT_FULL=1
 FULL = os.environ.get("SPARSEKIT_FULL", "").strip().lower() not in ("", "0", "false", "no", "off")
