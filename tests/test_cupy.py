@@ -22,6 +22,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -146,6 +147,36 @@ def test_parse_probe_output():
 def test_device_label():
     desc = {"name": "NVIDIA H100", "cc": "90", "memory": 80 * 2**30, "runtime": "12.8", "driver": "12.9", "index": 0}
     assert sparsekit_cupy.device_label(desc) == "NVIDIA H100 (sm_90, 80.0 GiB; CUDA runtime 12.8, driver 12.9) device 0"
+
+
+# -- packaging: the CuPy wheel for the host's CUDA --------------------------------------------------
+
+def test_extras_name_the_wheel_for_each_cuda_major():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["cupy"] == ["cupy-cuda13x>=14"] and extras["cupy-cuda12"] == ["cupy-cuda12x>=13"]
+    from sparsekit import versions
+
+    assert {"cupy-cuda13x", "cupy-cuda12x"} <= set(versions.PACKAGES)  # whichever is installed is reported
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("banner, extra", [("CUDA Version: 13.0", "cupy"), ("CUDA Version: 12.4", "cupy-cuda12"),
+                                           ("CUDA Version: 11.8", ""), (None, "")])
+def test_make_picks_the_extra_from_nvidia_smi(tmp_path, banner, extra):
+    """The Makefile adds the extra matching the driver's CUDA major version, none without nvidia-smi."""
+    path = os.environ.get("PATH", "")
+    if banner is not None:
+        (tmp_path / "nvidia-smi").write_text(f"#!/bin/sh\necho '| NVIDIA-SMI 580.159   Driver Version: 580.159   {banner} |'\n")
+        (tmp_path / "nvidia-smi").chmod(0o755)
+        path = f"{tmp_path}:{path}"
+    else:
+        path = os.pathsep.join(d for d in path.split(os.pathsep) if not (Path(d) / "nvidia-smi").exists())
+    out = subprocess.run(["make", "-n", "-p", "-f", str(ROOT / "Makefile"), "venv"], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PATH": path}, timeout=60)
+    values = dict(re.findall(r"^(CUPY_EXTRA|EXTRAS) :?= ?(.*)$", out.stdout, re.M))
+    assert values["CUPY_EXTRA"].strip() == extra
+    assert values["EXTRAS"].endswith("$(if $(CUPY_EXTRA),$(comma)$(CUPY_EXTRA),)")  # what the install takes
 
 
 # -- the shared array code, with xp = numpy ------------------------------------------------------

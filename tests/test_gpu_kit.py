@@ -174,6 +174,20 @@ def test_default_phases_fit_eight_minutes():
         cli.plan_phases(["cupy"], ["cupy"], 100, {"warp": 3})
 
 
+def test_a_phase_past_its_deadline_is_stopped_and_its_output_kept(tmp_path):
+    run = cli.Run(tmp_path, tmp_path, budget=60)
+    run.grace = 1.0
+    polite = "import time\nprint('measured one', flush=True)\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('stopped', flush=True)"
+    t0 = time.monotonic()
+    rc, ended, text = run.run_child([sys.executable, "-c", polite], dict(os.environ), time.time() + 1.5)
+    assert ended == "deadline" and rc == 0 and "measured one" in text and "stopped" in text
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('busy', flush=True)\ntime.sleep(60)"
+    rc, ended, text = run.run_child([sys.executable, "-c", stubborn], dict(os.environ), time.time() + 1.0)
+    assert ended == "deadline" and rc == -signal.SIGKILL and "busy" in text
+    assert time.monotonic() - t0 < 20
+    assert "measured one" in (tmp_path / cli.LOG_FILE).read_text()
+
+
 def test_pytest_counts():
     text = ("....s\nFAILED tests/test_x.py::test_a - AssertionError\nERROR tests/test_y.py::test_b\n"
             "= 3 failed, 120 passed, 40 skipped, 1 error in 41.20s =\n")

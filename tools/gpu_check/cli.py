@@ -80,6 +80,7 @@ class Run:
         self.end = self.start + budget
         self.child: subprocess.Popen | None = None
         self.stop_signal: int | None = None
+        self.grace = GRACE_S
         self.summary: dict = {}
 
     # -- output -------------------------------------------------------------------------------
@@ -121,13 +122,15 @@ class Run:
             if ended is None and (self.stop_signal is not None or now >= deadline):
                 ended = "interrupted" if self.stop_signal is not None else "deadline"
                 self._stop_child(signal.SIGINT)
-                stop_at = now + min(GRACE_S, max(2.0, self.end + GRACE_S - now))
+                stop_at = now + min(self.grace, max(1.0, self.end + self.grace - now))
             elif stop_at is not None and now >= stop_at:
                 self._stop_child(signal.SIGKILL)
                 stop_at = float("inf")
             time.sleep(0.2)
         rc = self.child.returncode
         self.child = None
+        if ended is None and self.stop_signal is not None:  # the signal's SIGINT ended it before the loop looked
+            ended = "interrupted"
         with open(self.log_path, "rb") as log:
             log.seek(offset)
             text = log.read().decode("utf-8", "replace")
@@ -189,6 +192,8 @@ def phase_setup(run: Run, phase: Phase, env: dict, args, deadline: float) -> Non
         rec = desc["backends"].get(name)
         if rec:
             run.say(f"{name}: {'available' if rec['available'] else 'unavailable: ' + rec['reason']} [{rec['device']}]")
+    if os.environ.get("CUPY_TF32", "0").strip() not in ("", "0") and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0":
+        run.say("warning: CUPY_TF32 is set: cupy's float32 dense_mm and moe will be n/a (TF32 breaks the float32 bound)")
     if info["commit_source"] == "unknown":
         run.say("commit: unknown (no --commit and no git here): the result file is named 00000000-...; "
                 "rerun with --commit, or rename it and set its commit_hash before committing")

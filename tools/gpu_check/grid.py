@@ -85,6 +85,13 @@ def points(backend: str) -> list[dict]:
     return out
 
 
+def record(point: dict, **fields) -> dict:
+    """The ``points.jsonl`` record of a point (see ``results``), with ``fields`` added."""
+    return {"benchmark": f"{point['module']}.{point['class']}", "method": point["method"], "version": point["version"],
+            "param_names": point["param_names"], "params": point["params"], "force": point["force"],
+            "asv": point["asv"], **fields}
+
+
 def measure(point: dict) -> dict:
     """Run one point as asv would (setup, timed calls, track_error, teardown); the record to append."""
     import sparsekit
@@ -93,9 +100,7 @@ def measure(point: dict) -> dict:
 
     bench = _class(point["module"], point["class"])()
     backend, *rest = point["params"]
-    rec = {"benchmark": f"{point['module']}.{point['class']}", "method": point["method"], "version": point["version"],
-           "param_names": point["param_names"], "params": point["params"], "force": point["force"],
-           "asv": point["asv"], "started_at": int(time.time() * 1000)}
+    rec = record(point, started_at=int(time.time() * 1000))
     t0 = time.perf_counter()
     instance = None
     try:

@@ -65,7 +65,22 @@ def read_points(path: Path) -> list[dict]:
     return out
 
 
+def json_safe(obj):
+    """``obj`` with every NaN or infinity as None (strict JSON, for files people read with any tool)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: Path, data, **kw) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file (never a half-written file);
+    ``allow_nan=False`` turns non-finite floats into null first."""
+    if kw.get("allow_nan", True) is False:
+        data = json_safe(data)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
