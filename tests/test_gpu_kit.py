@@ -188,6 +188,23 @@ def test_a_phase_past_its_deadline_is_stopped_and_its_output_kept(tmp_path):
     assert "measured one" in (tmp_path / cli.LOG_FILE).read_text()
 
 
+@pytest.mark.parametrize("gpu, statuses, conformance, signum, expected", [
+    (True, ["ok", "ok"], {"failed": 0}, None, cli.EXIT_OK),
+    (True, ["ok", "deadline"], {"failed": 0}, None, cli.EXIT_INCOMPLETE),
+    (True, ["ok", "ok"], {"failed": 2}, None, cli.EXIT_FAILED),
+    (True, ["failed", "deadline"], {}, None, cli.EXIT_FAILED),
+    (False, ["ok", "deadline"], {}, None, cli.EXIT_NO_GPU),
+    (True, ["ok", "interrupted"], {}, signal.SIGTERM, 128 + signal.SIGTERM),
+])
+def test_exit_status(tmp_path, gpu, statuses, conformance, signum, expected):
+    run = cli.Run(tmp_path, tmp_path, budget=60)
+    run.summary = {"gpu": {"name": "X"} if gpu else None, "conformance": {"cupy": conformance}}
+    run.stop_signal = signum
+    phases = [cli.Phase(f"p{i}", 10, 1, status=s) for i, s in enumerate(statuses)]
+    assert cli._finish(run, phases) == expected
+    assert json.loads((tmp_path / cli.SUMMARY_FILE).read_text())["exit_status"] == expected
+
+
 def test_pytest_counts():
     text = ("....s\nFAILED tests/test_x.py::test_a - AssertionError\nERROR tests/test_y.py::test_b\n"
             "= 3 failed, 120 passed, 40 skipped, 1 error in 41.20s =\n")

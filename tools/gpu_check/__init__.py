@@ -25,6 +25,7 @@ two folders::
                            calibration.json: copy the folder into the repository's results/
 
 Exit status: 0 all ran and passed, 1 something failed, 3 no usable GPU (what a host
-without one gets, having run everything up to the GPU), 128 + N when stopped by
-signal N (everything measured so far is kept).
+without one gets, having run everything up to the GPU), 4 what ran passed but a
+phase was cut by its deadline, 128 + N when stopped by signal N (everything
+measured so far is kept).
 """

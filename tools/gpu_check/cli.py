@@ -31,8 +31,9 @@ SUMMARY_FILE = "summary.json"
 ENV_NAME = "gpu_check-py{python}"
 #: seconds a stopped child gets between SIGINT and SIGKILL
 GRACE_S = 10.0
-#: exit statuses: all ran and passed / something failed / no usable GPU (cupy unavailable)
-EXIT_OK, EXIT_FAILED, EXIT_NO_GPU = 0, 1, 3
+#: exit statuses: all ran and passed / something failed / no usable GPU (cupy unavailable) / what ran
+#: passed, but a phase was cut by its deadline
+EXIT_OK, EXIT_FAILED, EXIT_NO_GPU, EXIT_INCOMPLETE = 0, 1, 3, 4
 
 
 @dataclass
@@ -243,7 +244,7 @@ def phase_grid(run: Run, phase: Phase, env: dict, backend: str, args, deadline: 
     for p in mine:
         states[p["status"]] = states.get(p["status"], 0) + 1
     phase.facts = states
-    phase.status = ended
+    phase.status = "deadline" if ended == "ok" and states.get("deadline") else ended
     wrong = [p for p in mine if p.get("status") == "ok" and not p.get("check_ok", True)]
     if wrong:
         phase.status, phase.detail = "failed", f"{len(wrong)} point(s) fail the oracle check"
@@ -442,6 +443,9 @@ def _finish(run: Run, phases: list[Phase]) -> int:
         status, verdict = EXIT_FAILED, "failures: " + "; ".join(failed)
     elif not run.summary.get("gpu"):
         status, verdict = EXIT_NO_GPU, "no usable GPU: everything up to the GPU ran"
+    elif any(p.status in ("deadline", "skipped") for p in phases):
+        cut = [p.name for p in phases if p.status in ("deadline", "skipped")]
+        status, verdict = EXIT_INCOMPLETE, f"what ran passed, but {', '.join(cut)} did not finish in the budget"
     else:
         status, verdict = EXIT_OK, "all phases ran and passed"
     run.summary.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.time() - run.start, 1),
