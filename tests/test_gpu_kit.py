@@ -119,6 +119,30 @@ def test_asv_reads_the_result_file(tmp_path):
     assert sorted(v for v in full if v is not None and not math.isnan(v)) == [2e-4, 1.2e-3, 4e-3]
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_asv_publish_graphs_the_gpu_machine(tmp_path):
+    """The folder the kit writes, committed beside the others, is published by asv like any machine's."""
+    pytest.importorskip("asv", reason="asv (the bench extra) is not installed")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{ROOT}", str(clone)], check=True, timeout=300)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["git", "branch", "-f", "main", "HEAD"], cwd=clone, capture_output=True, check=True)  # asv graphs main
+    points = tmp_path / "pts"
+    points.mkdir()
+    made = _write_synthetic(points)
+    data = json.loads(made.read_text())
+    data["commit_hash"] = head
+    (clone / "results" / "test-gpu").mkdir()
+    (clone / "results" / "test-gpu" / results.result_filename(head, "gpu_check-py3.12")).write_text(json.dumps(data))
+    shutil.copy(made.parent / "machine.json", clone / "results" / "test-gpu" / "machine.json")
+    out = subprocess.run([sys.executable, "-m", "asv", "publish"], cwd=clone, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "test-gpu" in json.loads((clone / "html" / "index.json").read_text())["params"]["machine"]
+    graph = next((clone / "html" / "graphs").rglob("machine-test-gpu/**/bench_spmm.SpMM.time_spmm.json"))
+    (_, plotted), = json.loads(graph.read_text())  # one commit: cupy's measured sparsities, plotted
+    assert sorted(v for v in plotted if v is not None) == [2e-4, 1.2e-3, 4e-3]
+
+
 def test_cusparse_vs_own_table(tmp_path):
     _write_synthetic(tmp_path)
     rows = cli.cusparse_vs_own(results.read_points(tmp_path / results.POINTS_FILE))
