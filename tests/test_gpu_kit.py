@@ -165,7 +165,10 @@ def test_dist_info_shim_declares_pyprojects_entry_points(tmp_path):
 
 def test_conformance_command_is_in_one_place():
     cmd = environment.conformance_command("cupy", ("tests/test_cupy.py",), timeout_per_test=60)
-    assert cmd[:3] == [sys.executable, "-m", "pytest"] and list(environment.CONFORMANCE_SUITE) == cmd[3:4]
+    suite = list(environment.CONFORMANCE_SUITE)
+    assert cmd[:3] == [sys.executable, "-m", "pytest"] and cmd[3:3 + len(suite)] == suite
+    assert suite == (["-p", "sparsekit.testing.plugin", "--pyargs", "sparsekit.testing"]
+                     if (ROOT / "sparsekit" / "testing" / "plugin.py").is_file() else ["tests/test_conformance.py"])
     assert cmd[cmd.index("--backend") + 1] == "cupy" and "--timeout=60" in cmd
     for test in environment.HOST_ONLY_TESTS:  # the deselected tests exist (a rename would run them on the GPU)
         assert f"def {test.split('::')[1]}(" in (ROOT / test.split("::")[0]).read_text()
@@ -173,6 +176,13 @@ def test_conformance_command_is_in_one_place():
     assert "--deselect" not in environment.conformance_command("torch")
     kit = "\n".join(p.read_text() for p in (ROOT / "tools" / "gpu_check").glob("*.py"))
     assert kit.count("test_conformance.py") == 1  # CONFORMANCE_SUITE, nowhere else
+
+
+def test_the_suite_switches_to_the_shipped_plugin(tmp_path):
+    assert environment.conformance_suite(tmp_path) == ("tests/test_conformance.py",)
+    (tmp_path / "sparsekit" / "testing").mkdir(parents=True)
+    (tmp_path / "sparsekit" / "testing" / "plugin.py").write_text("")
+    assert environment.conformance_suite(tmp_path) == ("-p", "sparsekit.testing.plugin", "--pyargs", "sparsekit.testing")
 
 
 def test_commit_and_date():
@@ -361,7 +371,8 @@ def test_dry_run_offline_under_python312(tmp_path, py312_site):
     # the conformance run: pytest under 3.12, cupy's conformance skipped with the reason, its host tests passing
     conf = summary["conformance"]["cupy"]
     assert conf["passed"] > 30 and conf["skipped"] > 100 and not conf.get("failed") and not conf["failures"], conf
-    assert f"$ {PY312} -m pytest tests/test_conformance.py tests/test_cupy.py --backend cupy" in log
+    suite = " ".join(environment.CONFORMANCE_SUITE)
+    assert f"$ {PY312} -m pytest {suite} tests/test_cupy.py --backend cupy" in log
     assert "no tests ran" not in log
     # the grid: cupy and torch n/a with the reason, numpy measured until its deadline; the asv file has them
     pts = results.read_points(out / results.POINTS_FILE)

@@ -22,9 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 
-#: How the conformance suite is run: the one place to change when it moves into the package as a
-#: pytest plugin (issue 14: ``pytest --pyargs sparsekit.testing --backend NAME``).
-CONFORMANCE_SUITE = ("tests/test_conformance.py",)
+def conformance_suite(root: Path = ROOT) -> tuple:
+    """The pytest arguments that collect the conformance suite -- the one place the kit names it.
+    Where the suite ships in the package as a pytest plugin (issue 14), that is
+    ``--pyargs sparsekit.testing`` with the plugin loaded (``-p``: the shim's ``pytest11`` entry
+    point loads it too; a plugin loaded twice is loaded once); before, the test file."""
+    if (Path(root) / "sparsekit" / "testing" / "plugin.py").is_file():
+        return ("-p", "sparsekit.testing.plugin", "--pyargs", "sparsekit.testing")
+    return ("tests/test_conformance.py",)
+
+
+CONFORMANCE_SUITE = conformance_suite()
 #: tests that check the host, not the GPU (CI runs them): left out on the GPU host to save its minutes
 HOST_ONLY_TESTS = ("tests/test_cupy.py::test_sources_compile_with_nvcc", "tests/test_cupy.py::test_every_gather_tile_compiles")
 
