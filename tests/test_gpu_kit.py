@@ -74,7 +74,8 @@ def _point(cls, method, names, params, status="ok", seconds=1e-4, error=1e-7, **
 def _write_synthetic(tmp_path) -> Path:
     spmm = ["backend", "pattern", "shape", "sparsity"]
     pts = [_point("bench_dense_mm.DenseMM", "time_dense_mm", ["backend", "shape"], ["cupy", "2048x2048x64"], seconds=1e-3)]
-    pts += [_point("bench_spmm.SpMM", "time_spmm", spmm, ["cupy", "uniform", "2048x2048x64", s], seconds=t)
+    pts += [_point("bench_spmm.SpMM", "time_spmm", spmm, ["cupy", "uniform", "2048x2048x64", s], seconds=t,
+                   samples=[t * 0.9, t, t * 1.1, t * 1.2] if s == 0.5 else [])
             for s, t in ((0.5, 4e-3), (0.9, 1.2e-3), (0.99, 2e-4))]
     pts.append(_point("bench_spmm.SpMM", "time_spmm", spmm, ["torch", "uniform", "2048x2048x64", 0.5], status="n/a",
                       reason="no"))
@@ -103,6 +104,9 @@ def test_asv_file_pairs_in_the_report(tmp_path):
     assert row[0][:3] == [4e-3, 1.2e-3, 2e-4]  # the forced own-kernel point is not the asv point
     assert math.isnan(row[0][3]) and row[0][4] is None and row[0][5] is None  # n/a, not reached, never listed
     assert data["results"]["bench_spmm.SpMM.track_error"][0][:3] == [1e-7] * 3
+    columns = dict(zip(data["result_columns"], row))
+    assert columns["stats_q_25"][0] < 4e-3 < columns["stats_q_75"][0] and columns["stats_q_25"][1] is None
+    assert columns["samples"][0] == [4e-3 * 0.9, 4e-3, 4e-3 * 1.1, 4e-3 * 1.2] and columns["stats_number"][0] == 10
     rows = [r for r in report.summarize(tmp_path / "results") if r["backend"] == "cupy"]
     assert len(rows) == 1 and rows[0]["dense_time"] == 1e-3 and rows[0]["speedups"] == [0.25, 1e-3 / 1.2e-3, 5.0]
     assert json.loads((path.parent / "machine.json").read_text())["machine"] == "test-gpu"

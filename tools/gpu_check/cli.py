@@ -183,10 +183,11 @@ def phase_setup(run: Run, phase: Phase, env: dict, args, deadline: float) -> Non
     results.write_json_atomic(run.scratch / "run.json", info)
     cupy = desc["backends"].get("cupy", {})
     run.summary.update(backends=desc["backends"], gpu=gpu, run=info)
-    if gpu:
-        import sparsekit_cupy
+    import sparsekit_cupy  # its import-light info module: the label, no CuPy
 
-        run.say(f"GPU: {sparsekit_cupy.device_label(gpu)}, {gpu.get('sms')} SMs; CuPy {gpu.get('cupy')}")
+    label = sparsekit_cupy.device_label(gpu) if gpu else None
+    if gpu:
+        run.say(f"GPU: {label}, {gpu.get('sms')} SMs; CuPy {gpu.get('cupy')}")
     else:
         run.say(f"GPU: none usable -- cupy unavailable: {cupy.get('reason') or 'not registered'}")
     for name in ("torch",):
@@ -200,7 +201,7 @@ def phase_setup(run: Run, phase: Phase, env: dict, args, deadline: float) -> Non
                 "rerun with --commit, or rename it and set its commit_hash before committing")
     mdir = run.out / "results" / info["machine"]
     mdir.mkdir(parents=True, exist_ok=True)
-    device = [f"# device {sparsekit_cupy.device_label(gpu)}"] if gpu else ["# device: no usable CUDA device"]
+    device = [f"# device {label}"] if gpu else ["# device: no usable CUDA device"]
     (mdir / "versions.txt").write_text("\n".join(desc["versions"] + device) + "\n", encoding="utf-8")
     results.write_asv(run.out / "results", info, [], {})
     phase.status = "ok"
@@ -210,8 +211,6 @@ def phase_conformance(run: Run, phase: Phase, env: dict, backend: str, args, dea
     extra = ("tests/test_cupy.py",) if backend == "cupy" else ()
     timeout = 120 if _have("pytest_timeout") else None
     child_env = {**env, "HYPOTHESIS_PROFILE": env.get("HYPOTHESIS_PROFILE", "ci")}  # 50 drawn cases per test
-    if backend == "torch":
-        child_env.setdefault("SPARSEKIT_TORCH_DEVICE", args.torch_device)
     rc, ended, text = run.run_child(envmod.conformance_command(backend, extra, timeout), child_env, deadline)
     counts = pytest_counts(text)
     phase.facts = counts
@@ -232,12 +231,9 @@ def _have(module: str) -> bool:
 
 
 def phase_grid(run: Run, phase: Phase, env: dict, backend: str, args, deadline: float) -> None:
-    child_env = dict(env)
-    if backend == "torch":
-        child_env.setdefault("SPARSEKIT_TORCH_DEVICE", args.torch_device)
     rc, ended, text = run.run_child(_worker("grid", "--backend", backend, "--out", str(run.out), "--run",
                                             str(run.scratch / "run.json"), "--deadline", str(deadline - 2)),
-                                    child_env, deadline)
+                                    env, deadline)
     mine = [p for p in results.read_points(run.out / results.POINTS_FILE) if p.get("params", [None])[0] == backend
             and "method" in p]
     states = {}
@@ -252,11 +248,9 @@ def phase_grid(run: Run, phase: Phase, env: dict, backend: str, args, deadline: 
 
 
 def phase_worker(run: Run, phase: Phase, env: dict, name: str, args, deadline: float, *extra) -> None:
-    child_env = dict(env)
-    child_env.setdefault("SPARSEKIT_TORCH_DEVICE", args.torch_device)
     rc, ended, text = run.run_child(_worker(name, "--out", str(run.out), "--run", str(run.scratch / "run.json"),
                                             "--scratch", str(run.scratch), "--repo", str(envmod.ROOT),
-                                            "--deadline", str(deadline - 2), *extra), child_env, deadline)
+                                            "--deadline", str(deadline - 2), *extra), env, deadline)
     phase.status = ended
     for line in text.splitlines():
         if not line.startswith("$ "):
@@ -382,6 +376,7 @@ def _names(text: str) -> list[str]:
 def _run_phases(run: Run, phases: list[Phase], args) -> int:
     run.say(f"gpu_check: Python {sys.version.split()[0]} ({sys.executable}), budget {args.budget:g} s, output {run.out}")
     env = envmod.prepare(run.scratch)
+    env.setdefault("SPARSEKIT_TORCH_DEVICE", args.torch_device)  # the torch peer on the GPU, in every phase
     for i, phase in enumerate(phases):
         now = time.time()
         reserve = sum(p.floor for p in phases[i + 1:])

@@ -112,6 +112,7 @@ def measure(point: dict) -> dict:
         timing = time_plan(bench.plan, repeat=REPEAT, min_time=MIN_TIME, max_time=MAX_TIME)
         check = sparsekit.check(bench.problem, bench.plan.result(), backend=bench.backend)
         rec.update(status="ok", seconds=timing.median, best=timing.best, number=timing.number, repeats=timing.repeats,
+                   samples=list(getattr(timing, "samples", ())),  # seconds per call of each sample, where timing keeps them
                    error=check.error, check_ok=check.ok, check_detail=check.detail,
                    path=getattr(bench.backend, "last_path", None))
     except NotImplementedError as e:  # asv's n/a: unavailable backend, Unsupported

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from pathlib import Path
 
 POINTS_FILE = "points.jsonl"
@@ -126,19 +127,24 @@ def asv_results(points: list[dict], full_params: dict) -> dict:
         combos = [()]
         for axis in axes:
             combos = [c + (repr(v),) for c in combos for v in axis]
-        values, numbers, repeats = [], [], []
+        values, q25, q75, numbers, repeats, samples = [], [], [], [], [], []
         for combo in combos:
             rec = entry["points"].get(combo)
             values.append(None if rec is None else _value(rec, method))
             ok = rec is not None and rec.get("status") == "ok" and method != "track_error"
+            got = (rec.get("samples") or []) if ok else []
+            quartiles = statistics.quantiles(got, n=4) if len(got) >= 2 else [None, None, None]
+            q25.append(quartiles[0])
+            q75.append(quartiles[2])
             numbers.append(rec.get("number") if ok else None)
             repeats.append(rec.get("repeats") if ok else None)
+            samples.append(got or None)
         started = [r["started_at"] for r in recs if r.get("started_at")]
         duration = sum(r.get("duration") or 0.0 for r in recs)
-        stats = (numbers, repeats) if method != "track_error" else (None, None)
+        timed = method != "track_error"
         results[name] = [values, [[repr(v) for v in axis] for axis in axes], entry["version"],
-                         min(started) if started else None, round(duration, 3), None, None, None, None,
-                         *stats, None, None]
+                         min(started) if started else None, round(duration, 3), None, None,
+                         *((q25, q75, numbers, repeats, samples) if timed else (None,) * 5), None]
     return results
 
 
