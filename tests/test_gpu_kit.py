@@ -335,6 +335,11 @@ def _sandbox(tmp_path: Path, site: Path) -> tuple[list[str], dict]:
     return prefix, env
 
 
+def _kit(prefix: list[str], out: Path, *args) -> list[str]:
+    """The GPU host's command (``python3 -s tools/gpu_check``) in the sandbox, labelled for the tests."""
+    return [*prefix, PY312, "-s", "tools/gpu_check", "--out", str(out), "--commit", COMMIT, "--machine", "dryrun", *args]
+
+
 def _files(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.is_file()]
 
@@ -357,9 +362,8 @@ def test_dry_run_offline_under_python312(tmp_path, py312_site):
                              env=env, capture_output=True, text=True, timeout=60)
     assert offline.returncode != 0, "the sandbox reached the network"
     t0 = time.monotonic()
-    proc = subprocess.run([*prefix, PY312, "-s", "tools/gpu_check", "--out", str(out), "--commit", COMMIT,
-                           "--commit-date", "1700000000", "--machine", "dryrun", "--grid-backends", "cupy,torch,numpy",
-                           "--phase-seconds", "grid:numpy=12"], cwd=tree, env=env, capture_output=True, text=True,
+    proc = subprocess.run(_kit(prefix, out, "--commit-date", "1700000000", "--grid-backends", "cupy,torch,numpy",
+                               "--phase-seconds", "grid:numpy=12"), cwd=tree, env=env, capture_output=True, text=True,
                           timeout=600)
     took = time.monotonic() - t0
     log = (out / cli.LOG_FILE).read_text() if (out / cli.LOG_FILE).exists() else ""
@@ -401,8 +405,7 @@ def test_dry_run_offline_under_python312(tmp_path, py312_site):
 def test_sigterm_keeps_what_was_measured(tmp_path, py312_site):
     prefix, env = _sandbox(tmp_path, py312_site)
     tree, out = tmp_path / "tree", tmp_path / "out"
-    proc = subprocess.Popen([*prefix, PY312, "-s", "tools/gpu_check", "--out", str(out), "--commit", COMMIT,
-                             "--machine", "dryrun", "--conformance-backends", "", "--grid-backends", "numpy"],
+    proc = subprocess.Popen(_kit(prefix, out, "--conformance-backends", "", "--grid-backends", "numpy"),
                             cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240
