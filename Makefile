@@ -5,8 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsekit-installed
 # Optional backends that can run on this machine, plus what the workloads, the
-# HTML report, the tests and asv need. cupy is added only where nvidia-smi exists.
-EXTRAS ?= cpu,opencl,torch,lava,workloads,report,test,bench$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)cupy,)
+# HTML report, the tests and asv need. CuPy only where nvidia-smi exists, as the
+# wheel for the driver's CUDA major version ("CUDA Version: 13.0" in its banner):
+# the `cupy` extra (cupy-cuda13x) for CUDA 13 and later, `cupy-cuda12` for 12.
+CUDA_MAJOR := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\).*/\1/p' | head -n 1)
+CUPY_EXTRA := $(shell m="$(CUDA_MAJOR)"; if [ -z "$$m" ]; then :; elif [ "$$m" -ge 13 ]; then echo cupy; elif [ "$$m" -eq 12 ]; then echo cupy-cuda12; fi)
+EXTRAS ?= cpu,opencl,torch,lava,workloads,report,test,bench$(if $(CUPY_EXTRA),$(comma)$(CUPY_EXTRA),)
 comma := ,
 # lava-nc 0.10.0 declares Python <3.11 and numpy<2 but is pure Python and runs on
 # both (see backends/sparsekit_lava/_compat.py); its real dependencies are the

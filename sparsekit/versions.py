@@ -15,9 +15,12 @@ import platform
 import sys
 from importlib import metadata
 
+#: CuPy's wheels, one per CUDA major version (each installs the same ``cupy`` import; a host has
+#: one), and the source distribution
+CUPY_DISTRIBUTIONS = ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy")
 #: what a sparsekit measurement depends on: the core, the backends' libraries, the harness
-PACKAGES = ("sparsekit", "numpy", "scipy", "numba", "llvmlite", "pyopencl", "pocl-binary-distribution", "cupy-cuda12x",
-            "torch", "lava-nc", "scikit-learn", "asv", "threadpoolctl")
+PACKAGES = ("sparsekit", "numpy", "scipy", "numba", "llvmlite", "pyopencl", "pocl-binary-distribution",
+            *CUPY_DISTRIBUTIONS, "torch", "lava-nc", "scikit-learn", "asv", "threadpoolctl")
 
 
 def lines() -> list[str]:

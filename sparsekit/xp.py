@@ -96,11 +96,15 @@ def moe_forward(xp, x, gate, experts, top_k: int, acc_dtype=None, route_dtype=No
     """y = sum over each token's top_k experts of weight * experts[e] @ x[:, token] (m x n).
 
     ``x``: k x n tokens as columns, ``gate``: E x k, ``experts``: E x m x k, all of ``xp``.
-    Products run in the inputs' dtype (``xp.matmul``: BLAS / cuBLAS); the gate's
-    logits are routed in ``route_dtype`` (default: the inputs' dtype) and the
-    weighted sum accumulates in ``acc_dtype`` (default: the inputs' dtype), cast
-    back to the inputs' dtype at the end. Only the chosen experts run, each on
-    the tokens that chose it.
+    The gate's logits are routed in ``route_dtype`` (default: the inputs' dtype).
+    The expert products and the weighted sum run in ``acc_dtype`` (default: the
+    inputs' dtype), and the result is cast back to the inputs' dtype once, at the
+    end: with half inputs and a float32 ``acc_dtype`` that is the catalogue's half
+    contract (sum in float32, round once). ``xp.matmul`` returns its operands' type,
+    so a half product would be rounded to half before the sum; the operands of
+    each chosen expert are therefore widened to ``acc_dtype`` first (exact, one cast
+    of that expert's weights and tokens per call). Only the chosen experts run, each
+    on the tokens that chose it.
     """
     if experts.ndim != 3 or gate.ndim != 2 or x.ndim != 2:
         raise ValueError("moe_forward needs x (k x n), gate (E x k) and experts (E x m x k)")
@@ -114,6 +118,6 @@ def moe_forward(xp, x, gate, experts, top_k: int, acc_dtype=None, route_dtype=No
     weight = weight.astype(acc, copy=False)
     y = xp.zeros((m, x.shape[1]), dtype=acc)
     for e, slots, tokens in expert_groups(xp, order, e_count):
-        part = xp.matmul(experts[e], x[:, tokens])
-        y[:, tokens] += part.astype(acc, copy=False) * weight[slots, tokens]
+        part = xp.matmul(experts[e].astype(acc, copy=False), x[:, tokens].astype(acc, copy=False))
+        y[:, tokens] += part * weight[slots, tokens]
     return y if acc == dt else y.astype(dt)

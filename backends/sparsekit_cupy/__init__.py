@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sparsekit import host
 from sparsekit.host import dist_version as _version
+from sparsekit.versions import CUPY_DISTRIBUTIONS
 
 #: what the backend implements, for every dtype in DTYPES
 KERNELS = {
@@ -65,7 +66,7 @@ def _driver_state() -> list:
 
 
 def cache_key() -> str:
-    cupy_dist = next((d for d in ("cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x", "cupy") if _version(d)), "")
+    cupy_dist = next((d for d in CUPY_DISTRIBUTIONS if _version(d)), "")
     return host.probe_key([cupy_dist, _version(cupy_dist) if cupy_dist else None,
                                os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get(ENV_DEVICE, ""),
                                sys.executable, _driver_state()])

@@ -1,16 +1,32 @@
 """The CUDA C sources of the ``cupy`` backend's own kernels, and the launch-argument binding.
 
 Each source is ``PRELUDE`` (storage type ``T``, accumulator ``A``, ``ld``/``st``
-conversions, a warp sum) followed by one file's kernels, built per dtype with
-``-DUSE_FP64`` (double), ``-DSTORE_HALF`` (half stored, float accumulated; the
-conversions are PTX ``cvt``, so no CUDA header is needed: NVRTC and ``nvcc`` both
-compile the text as is) or nothing (float). Every kernel is ``extern "C"``.
+conversions, the accumulator arithmetic ``acc_fma``/``acc_add``, a warp sum)
+followed by one file's kernels, built per dtype with ``-DUSE_FP64`` (double),
+``-DSTORE_HALF`` (half stored, float accumulated; the conversions are PTX
+``cvt``, so no CUDA header is needed: NVRTC and ``nvcc`` both compile the text as
+is) or nothing (float). Every kernel is ``extern "C"``.
+
+Subnormals: CuPy appends ``-ftz=true`` to every NVRTC build, which would let the
+compiler flush subnormal float operands, products and sums to zero (an error of up
+to FLT_MIN per operation, far outside the float32 bound for tiny data). Every
+float operation on values here is therefore written as PTX without ``.ftz``
+(``fma.rn.f32``, ``add.rn.f32``), which no compiler option rewrites; the tests
+compile every source with ``nvcc -ftz=true`` and find no ``.ftz`` instruction.
+(Half inputs cannot produce float subnormals anyway: their products are multiples
+of 2**-48.) Keys, comparisons and copies are bit operations.
+
+Launch geometry lives in ``_layout`` and is read by the kernels from
+``gridDim``/``blockDim`` (k-WTA's columns per block, sparse x sparse's row
+slices) or from compile-time defines (``gather_gemm``'s tile, BSR's block size).
 
 Launches never list arguments by position: ``bind(signature, values)`` orders the
 values by the parameter names parsed from the kernel's own source and checks
 each (``int`` -> a Python int that fits 32 bits, ``long long`` -> 64 bits, a
 pointer -> an array of the element type the pointer names), so launch code and
-kernel signature cannot drift apart silently. Nothing here imports CuPy; the
+kernel signature cannot drift apart silently. A size beyond the kernel's 32-bit
+index arithmetic is ``Unsupported`` (n/a in a sweep, naming the argument), as
+``_layout.int32`` makes an index array that does not fit. Nothing here imports CuPy; the
 tests compile every kernel with ``nvcc`` and check ``bind`` with NumPy arrays.
 """
 from __future__ import annotations
@@ -18,6 +34,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from sparsekit import Unsupported
 
 PRELUDE = r"""
 // storage type T, accumulator A: float; double (USE_FP64); half stored as its bits, float sums (STORE_HALF)
@@ -38,22 +56,44 @@ __device__ __forceinline__ float ld(float v) { return v; }
 __device__ __forceinline__ float st(float v) { return v; }
 #endif
 
+// a * b + c rounded once, and a + b, in the accumulator type. float: explicit PTX without .ftz,
+// so CuPy's -ftz=true cannot flush subnormals (double has no flush-to-zero mode).
+#if defined(USE_FP64)
+__device__ __forceinline__ double acc_fma(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ double acc_add(double a, double b) { return a + b; }
+#else
+__device__ __forceinline__ float acc_fma(float a, float b, float c) {
+    float d; asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c)); return d;
+}
+__device__ __forceinline__ float acc_add(float a, float b) {
+    float d; asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b)); return d;
+}
+#endif
+
 // sum over the 32 lanes of a warp, the result in lane 0 (a fixed order: runs repeat bit for bit)
 __device__ __forceinline__ A warp_sum(A v) {
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    for (int off = 16; off > 0; off >>= 1) v = acc_add(v, __shfl_down_sync(0xffffffffu, v, off));
     return v;
 }
 """
 
 # -- dense.cu: the row-selecting products (gather_mm) -----------------------------------------
 DENSE = r"""
+// Output tile GBM x GBN (rows x columns; compiled in, chosen per launch by _layout.gather_tile),
+// 256 threads as 16 x 16, each TM x TN outputs strided by 16 (conflict-free shared reads,
+// coalesced stores). Rows of the output on gridDim.x (up to 2**31 - 1 blocks), columns on y.
+#ifndef GBM
 #define GBM 64
+#endif
+#ifndef GBN
 #define GBN 64
+#endif
 #define GBK 16
+#define TM (GBM / 16)
+#define TN (GBN / 16)
 
-// Y (r x n) = W[rows] @ X: 64 x 64 output tiles, 256 threads as 16 x 16, each 4 x 4 outputs
-// strided by 16 (conflict-free shared reads, coalesced stores). Only the selected rows of W
-// are read, straight from W: W[rows] is never built.
+// Y (r x n) = W[rows] @ X. Only the selected rows of W are read, straight from W: W[rows] is
+// never built.
 extern "C" __global__ void __launch_bounds__(256)
 gather_gemm(const int r, const int n, const int k, const long long* __restrict__ rows,
             const T* __restrict__ w, const T* __restrict__ x, T* __restrict__ y)
@@ -61,16 +101,18 @@ gather_gemm(const int r, const int n, const int k, const long long* __restrict__
     __shared__ A ws[GBK][GBM + 1];  // +1: the transposing stores do not collide on a bank
     __shared__ A xs[GBK][GBN];
     const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-    const int row0 = blockIdx.y * GBM, col0 = blockIdx.x * GBN;
-    A acc[4][4];
+    const long long row0 = (long long)blockIdx.x * GBM;
+    const int col0 = blockIdx.y * GBN;
+    A acc[TM][TN];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < TM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = 0;
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0;
     for (int k0 = 0; k0 < k; k0 += GBK) {
         for (int e = tid; e < GBM * GBK; e += 256) {
             const int i = e / GBK, kk = e % GBK;  // neighbouring threads: neighbouring columns of a row
-            const int gi = row0 + i, gk = k0 + kk;
+            const long long gi = row0 + i;
+            const int gk = k0 + kk;
             ws[kk][i] = (gi < r && gk < k) ? ld(w[rows[gi] * (long long)k + gk]) : (A)0;
         }
         for (int e = tid; e < GBK * GBN; e += 256) {
@@ -81,25 +123,25 @@ gather_gemm(const int r, const int n, const int k, const long long* __restrict__
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < GBK; ++kk) {
-            A a[4], b[4];
+            A a[TM], b[TN];
 #pragma unroll
-            for (int i = 0; i < 4; ++i) a[i] = ws[kk][ty + 16 * i];
+            for (int i = 0; i < TM; ++i) a[i] = ws[kk][ty + 16 * i];
 #pragma unroll
-            for (int j = 0; j < 4; ++j) b[j] = xs[kk][tx + 16 * j];
+            for (int j = 0; j < TN; ++j) b[j] = xs[kk][tx + 16 * j];
 #pragma unroll
-            for (int i = 0; i < 4; ++i)
+            for (int i = 0; i < TM; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+                for (int j = 0; j < TN; ++j) acc[i][j] = acc_fma(a[i], b[j], acc[i][j]);
         }
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int gi = row0 + ty + 16 * i;
+    for (int i = 0; i < TM; ++i) {
+        const long long gi = row0 + ty + 16 * i;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < TN; ++j) {
             const int gj = col0 + tx + 16 * j;
-            if (gi < r && gj < n) y[(long long)gi * n + gj] = st(acc[i][j]);
+            if (gi < r && gj < n) y[gi * n + gj] = st(acc[i][j]);
         }
     }
 }
@@ -110,11 +152,11 @@ gather_gemv(const int r, const int k, const long long* __restrict__ rows,
             const T* __restrict__ w, const T* __restrict__ x, T* __restrict__ y)
 {
     const int lane = threadIdx.x & 31;
-    const int i = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const long long i = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (i >= r) return;  // a whole warp leaves together: the shuffles below stay full
     const T* wr = w + rows[i] * (long long)k;
     A s = 0;
-    for (int c = lane; c < k; c += 32) s += ld(wr[c]) * ld(x[c]);
+    for (int c = lane; c < k; c += 32) s = acc_fma(ld(wr[c]), ld(x[c]), s);
     s = warp_sum(s);
     if (lane == 0) y[i] = st(s);
 }
@@ -122,18 +164,22 @@ gather_gemv(const int r, const int k, const long long* __restrict__ rows,
 
 # -- spmm.cu: sparse weights (CSR where cuSPARSE is not used, BSR, N:M as ELL) -----------------
 SPMM = r"""
-// CSR, n > 1: a thread per (row, column of X); the 32 lanes of a warp share a row and read
-// neighbouring columns of X (coalesced); the row's indices and values are broadcast.
+// The thread-per-(row, column of X) kernels: rows of Y on gridDim.x (x: up to 2**31 - 1 blocks, so
+// no row limit below the int range), columns on gridDim.y; threadIdx.x runs along X's columns.
+
+// CSR, n > 1: the lanes of a warp share a row and read neighbouring columns of X (coalesced); the
+// row's indices and values are broadcast.
 extern "C" __global__ void
 csr_spmm(const int m, const int n, const int* __restrict__ indptr, const int* __restrict__ indices,
          const T* __restrict__ data, const T* __restrict__ x, T* __restrict__ y)
 {
-    const int row = blockIdx.y * blockDim.y + threadIdx.y;
-    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    const long long row = (long long)blockIdx.x * blockDim.y + threadIdx.y;
+    const int col = blockIdx.y * blockDim.x + threadIdx.x;
     if (row >= m || col >= n) return;
     A s = 0;
-    for (int p = indptr[row]; p < indptr[row + 1]; ++p) s += ld(data[p]) * ld(x[(long long)indices[p] * n + col]);
-    y[(long long)row * n + col] = st(s);
+    for (int p = indptr[row]; p < indptr[row + 1]; ++p)
+        s = acc_fma(ld(data[p]), ld(x[(long long)indices[p] * n + col]), s);
+    y[row * n + col] = st(s);
 }
 
 // CSR, n == 1 ("CSR vector"): a warp per row, lanes over its nonzeros, a warp sum.
@@ -142,10 +188,10 @@ csr_spmv(const int m, const int* __restrict__ indptr, const int* __restrict__ in
          const T* __restrict__ data, const T* __restrict__ x, T* __restrict__ y)
 {
     const int lane = threadIdx.x & 31;
-    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= m) return;
     A s = 0;
-    for (int p = indptr[row] + lane; p < indptr[row + 1]; p += 32) s += ld(data[p]) * ld(x[indices[p]]);
+    for (int p = indptr[row] + lane; p < indptr[row + 1]; p += 32) s = acc_fma(ld(data[p]), ld(x[indices[p]]), s);
     s = warp_sum(s);
     if (lane == 0) y[row] = st(s);
 }
@@ -155,8 +201,8 @@ extern "C" __global__ void
 bsr_spmm(const int mb, const int n, const int* __restrict__ indptr, const int* __restrict__ indices,
          const T* __restrict__ blocks, const T* __restrict__ x, T* __restrict__ y)
 {
-    const int br = blockIdx.y * blockDim.y + threadIdx.y;
-    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    const long long br = (long long)blockIdx.x * blockDim.y + threadIdx.y;
+    const int col = blockIdx.y * blockDim.x + threadIdx.x;
     if (br >= mb || col >= n) return;
     A acc[BH];
 #pragma unroll
@@ -168,11 +214,11 @@ bsr_spmm(const int mb, const int n, const int* __restrict__ indptr, const int* _
         for (int j = 0; j < BW; ++j) {
             const A xv = ld(x[(c0 + j) * n + col]);
 #pragma unroll
-            for (int i = 0; i < BH; ++i) acc[i] += ld(b[i * BW + j]) * xv;
+            for (int i = 0; i < BH; ++i) acc[i] = acc_fma(ld(b[i * BW + j]), xv, acc[i]);
         }
     }
 #pragma unroll
-    for (int i = 0; i < BH; ++i) y[((long long)br * BH + i) * n + col] = st(acc[i]);
+    for (int i = 0; i < BH; ++i) y[(br * BH + i) * n + col] = st(acc[i]);
 }
 
 // N:M as ELL, column-major (R x M: entry q of row i at q * m + i): a thread per (row, column of
@@ -181,15 +227,15 @@ extern "C" __global__ void
 ell_spmm(const int m, const int n, const int r, const int* __restrict__ cols,
          const T* __restrict__ vals, const T* __restrict__ x, T* __restrict__ y)
 {
-    const int row = blockIdx.y * blockDim.y + threadIdx.y;
-    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    const long long row = (long long)blockIdx.x * blockDim.y + threadIdx.y;
+    const int col = blockIdx.y * blockDim.x + threadIdx.x;
     if (row >= m || col >= n) return;
     A s = 0;
     for (int q = 0; q < r; ++q) {
         const long long e = (long long)q * m + row;
-        s += ld(vals[e]) * ld(x[(long long)cols[e] * n + col]);
+        s = acc_fma(ld(vals[e]), ld(x[(long long)cols[e] * n + col]), s);
     }
-    y[(long long)row * n + col] = st(s);
+    y[row * n + col] = st(s);
 }
 """
 
@@ -202,12 +248,12 @@ sddmm(const int nnz, const int k, const int* __restrict__ rows, const int* __res
       const T* __restrict__ a, const T* __restrict__ bt, T* __restrict__ out)
 {
     const int lane = threadIdx.x & 31;
-    const int e = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const long long e = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (e >= nnz) return;
     const T* ar = a + (long long)rows[e] * k;
     const T* br = bt + (long long)cols[e] * k;
     A s = 0;
-    for (int c = lane; c < k; c += 32) s += ld(ar[c]) * ld(br[c]);
+    for (int c = lane; c < k; c += 32) s = acc_fma(ld(ar[c]), ld(br[c]), s);
     s = warp_sum(s);
     if (lane == 0) out[e] = st(s);
 }
@@ -233,19 +279,18 @@ __device__ __forceinline__ K key_of(T v) {
 }
 #endif
 
-#define CX 32
-#define KL 8
-
-// Exact k-WTA per column: CX neighbouring columns per block (coalesced rows), KL threads per
-// column splitting its rows. The k-th largest key is found bit by bit from the top (the largest
-// t with count(key >= t) >= k), with the counts summed over the KL threads in shared memory;
-// entries above it are kept, and ties at it in row order up to exactly k.
-extern "C" __global__ void __launch_bounds__(CX * KL)
+// Exact k-WTA per column: blockDim.x = CX neighbouring columns per block (its reads of a row are
+// one run of CX values), blockDim.y = KL threads per column splitting its rows into KL contiguous
+// chunks, CX * KL = 256 (_layout.kwta_launch picks CX so that the grid fills the GPU: one column
+// per block when there are fewer columns than SMs). The k-th largest key is found bit by bit from
+// the top (the largest t with count(key >= t) >= k), with the counts summed over the KL threads
+// in shared memory; entries above it are kept, and ties at it in row order up to exactly k.
+extern "C" __global__ void __launch_bounds__(256)
 kwta(const int m, const int n, const int k, const T* __restrict__ x, T* __restrict__ y)
 {
-    __shared__ unsigned int cnt[KL][CX];
-    const int tx = threadIdx.x, ty = threadIdx.y;
-    const int col = blockIdx.x * CX + tx;
+    __shared__ unsigned int cnt[256];  // [ty][tx] at ty * CX + tx
+    const int tx = threadIdx.x, ty = threadIdx.y, CX = blockDim.x, KL = blockDim.y;
+    const long long col = (long long)blockIdx.x * CX + tx;
     const bool live = col < n;  // no early return: every thread takes part in the barriers
     const int chunk = (m + KL - 1) / KL;
     const int lo = min(m, ty * chunk), hi = min(m, lo + chunk);
@@ -255,10 +300,10 @@ kwta(const int m, const int n, const int k, const T* __restrict__ x, T* __restri
         unsigned int c = 0;
         if (live)
             for (int i = lo; i < hi; ++i) c += key_of(x[(long long)i * n + col]) >= cand;
-        cnt[ty][tx] = c;
+        cnt[ty * CX + tx] = c;
         __syncthreads();
         unsigned int total = 0;
-        for (int j = 0; j < KL; ++j) total += cnt[j][tx];
+        for (int j = 0; j < KL; ++j) total += cnt[j * CX + tx];
         __syncthreads();
         if (total >= (unsigned int)k) t = cand;
     }
@@ -269,15 +314,15 @@ kwta(const int m, const int n, const int k, const T* __restrict__ x, T* __restri
             gt += kk > t;
             eq += kk == t;
         }
-    cnt[ty][tx] = gt;
+    cnt[ty * CX + tx] = gt;
     __syncthreads();
     unsigned int above = 0;
-    for (int j = 0; j < KL; ++j) above += cnt[j][tx];
+    for (int j = 0; j < KL; ++j) above += cnt[j * CX + tx];
     __syncthreads();
-    cnt[ty][tx] = eq;
+    cnt[ty * CX + tx] = eq;
     __syncthreads();
     unsigned int seen = 0;  // ties held by the threads before this one (lower rows)
-    for (int j = 0; j < ty; ++j) seen += cnt[j][tx];
+    for (int j = 0; j < ty; ++j) seen += cnt[j * CX + tx];
     const unsigned int need = (unsigned int)k - above;  // count(key > t) <= k by the choice of t
     if (live)
         for (int i = lo; i < hi; ++i) {
@@ -293,37 +338,57 @@ kwta(const int m, const int n, const int k, const T* __restrict__ x, T* __restri
 
 # -- sparse_sparse.cu -----------------------------------------------------------------------------
 SPARSE_SPARSE = r"""
+// The first index in [lo, hi) of the sorted a[] whose value is >= v (hi if none).
+__device__ __forceinline__ int lower_bound(const int* __restrict__ a, int lo, int hi, const int v) {
+    while (lo < hi) {
+        const int mid = lo + ((hi - lo) >> 1);
+        if (a[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
 // Y[:, j] = sum over the nonzeros (r, xv) of X[:, j] of xv * W[:, r]: W and X both by columns
-// (CSC), so only effective MACs are done. A block per output column; its threads split each
-// selected column of W (distinct rows: no two threads add to one entry) and a barrier separates
-// the columns, so the sums run in a fixed order without atomics. The column accumulates in
-// shared memory (use_shared, m * sizeof(A) bytes of dynamic shared memory) or, when it does not
-// fit, in row j of a global n x m scratch.
+// (CSC, rows sorted), so only effective MACs are done. Block (j, s) computes output column j over
+// the row slice s of gridDim.y equal slices, so the grid is n x slices blocks (_layout.ss_launch
+// picks enough slices to fill the GPU and to fit a slice's accumulators in shared memory). Its
+// threads split each selected column of W within the slice (binary search for the slice's
+// bounds; distinct rows: no two threads add to one entry) and a barrier separates the columns,
+// so the sums run in a fixed order without atomics. The slice accumulates in shared memory
+// (use_shared) or in the global n x m scratch. The result is written transposed, yt (n x m):
+// each block writes a contiguous run of row j of yt (coalesced); the host copy is Y = yt.T.
 extern "C" __global__ void
 ss_scatter(const int m, const int n, const int use_shared,
            const int* __restrict__ wptr, const int* __restrict__ wrow, const T* __restrict__ wval,
            const int* __restrict__ xptr, const int* __restrict__ xrow, const T* __restrict__ xval,
-           A* __restrict__ scratch, T* __restrict__ y)
+           A* __restrict__ scratch, T* __restrict__ yt)
 {
     extern __shared__ double smem[];  // double: aligned for either accumulator type
     const int j = blockIdx.x;
-    A* acc = use_shared ? (A*)smem : scratch + (long long)j * m;
-    for (int i = threadIdx.x; i < m; i += blockDim.x) acc[i] = 0;
+    const long long span = ((long long)m + gridDim.y - 1) / gridDim.y;
+    const int r0 = (int)min((long long)m, blockIdx.y * span), r1 = (int)min((long long)m, r0 + span);
+    const int len = r1 - r0;
+    A* acc = use_shared ? (A*)smem : scratch + (long long)j * m + r0;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) acc[i] = 0;
     __syncthreads();
     for (int q = xptr[j]; q < xptr[j + 1]; ++q) {
         const int r = xrow[q];
         const A xv = ld(xval[q]);
-        for (int p = wptr[r] + threadIdx.x; p < wptr[r + 1]; p += blockDim.x) acc[wrow[p]] += ld(wval[p]) * xv;
+        const int lo = lower_bound(wrow, wptr[r], wptr[r + 1], r0);
+        const int hi = lower_bound(wrow, lo, wptr[r + 1], r1);
+        for (int p = lo + threadIdx.x; p < hi; p += blockDim.x) {
+            const int i = wrow[p] - r0;
+            acc[i] = acc_fma(ld(wval[p]), xv, acc[i]);
+        }
         __syncthreads();
     }
-    for (int i = threadIdx.x; i < m; i += blockDim.x) y[(long long)i * n + j] = st(acc[i]);
+    for (int i = threadIdx.x; i < len; i += blockDim.x) yt[(long long)j * m + r0 + i] = st(acc[i]);
 }
 """
 
 #: file name -> kernel source (without the prelude)
 FILES = {"dense.cu": DENSE, "spmm.cu": SPMM, "sddmm.cu": SDDMM, "kwta.cu": KWTA, "sparse_sparse.cu": SPARSE_SPARSE}
 #: defines a file needs to compile (the backend passes the problem's; these are for checks)
-EXAMPLE_DEFINES = {"spmm.cu": {"BH": 4, "BW": 4}}
+EXAMPLE_DEFINES = {"spmm.cu": {"BH": 4, "BW": 4}, "dense.cu": {"GBM": 64, "GBN": 64}}
 #: dtype -> the compile options that select T and A
 DTYPE_OPTIONS = {"float32": (), "float64": ("-DUSE_FP64",), "float16": ("-DSTORE_HALF",)}
 
@@ -378,7 +443,7 @@ def bind(kernel: str, signature, dtype: str, values: dict) -> tuple:
     """The launch arguments of ``kernel`` in its parameter order, checked.
 
     ``values`` maps every parameter name to a value: integer scalars become the C
-    type's NumPy scalar (``OverflowError`` if the value does not fit), arrays must
+    type's NumPy scalar (``Unsupported`` if the value does not fit), arrays must
     have the element type the pointer names. A missing, unknown or mistyped
     argument raises ``TypeError`` naming it.
     """
@@ -401,7 +466,8 @@ def bind(kernel: str, signature, dtype: str, values: dict) -> tuple:
             ctype = _SCALAR[base]
             info = np.iinfo(ctype)
             if not info.min <= int(v) <= info.max:
-                raise OverflowError(f"kernel {kernel}: argument {name}={int(v)} does not fit the kernel's {base}")
+                raise Unsupported(f"kernel {kernel}: argument {name}={int(v)} does not fit the kernel's {base} "
+                                  "(its index arithmetic is 32-bit)")
             args.append(ctype(v))
         else:
             raise TypeError(f"kernel {kernel}: scalar parameter {name} of type {base} is not supported by bind()")

@@ -4,27 +4,40 @@ What runs where
 ---------------
 * dense_mm: ``cupy.matmul`` (cuBLAS GEMM). float16 is stored as half and CuPy's
   default cuBLAS compute type for it is float32 (accumulate in float, round once:
-  the catalogue's half contract). ``CUPY_TF32=1`` would round float32 inputs to
-  TF32 and break the float32 bound, so float32 dense_mm refuses to run under it.
-* spmm csr: cuSPARSE SpMM (``cupyx.cusparse.spmm`` on a ``cupyx.scipy.sparse``
-  CSR, X uploaded column-major as the generic API wants, the output column-major
-  preallocated) for float32/float64; our ``csr_spmm`` (thread per output, lanes
-  along X's columns) / ``csr_spmv`` (warp per row, n = 1) for float16, which
-  cuSPARSE through CuPy lacks, and for an empty W. ``force_csr`` picks a path.
+  the catalogue's half contract). TF32 (``CUPY_TF32=1``, or CuPy's float32 compute
+  type set to TF32) would round float32 inputs to 10-bit mantissas and break the
+  float32 bound, so every plan whose cuBLAS products run in float32 (dense_mm
+  float32, moe float32 and float16) refuses to run under it, unless
+  ``NVIDIA_TF32_OVERRIDE=0`` keeps the libraries in full float32
+  (``_layout.tf32_requested``).
+* spmm csr: cuSPARSE SpMM for float32/float64 with descriptors, workspace and
+  scalars bound in prepare (``_cusparse.PreparedSpMM``: the timed call is the SpMM
+  alone), X uploaded column-major as the generic API wants, the output column-major
+  and zero-filled; our ``csr_spmm`` (thread per output, lanes along X's columns) /
+  ``csr_spmv`` (warp per row, n = 1) for float16, which cuSPARSE through CuPy
+  lacks, and for an empty W. ``force_csr`` picks a path.
 * spmm bsr: our ``bsr_spmm`` (block size compiled in; CuPy has no BSR product);
   spmm nm: our ``ell_spmm`` over column-major ELL (``SpMM.nm_arrays``).
-* gather_mm: our ``gather_gemm`` (64 x 64 tiles, 4 x 4 per thread) reading only
+* gather_mm: our ``gather_gemm`` (output tiles from 64 x 64 down to 16 x 16, the
+  largest that still gives every SM a block; ``_layout.gather_tile``) reading only
   the selected rows of W (W[rows] is never built); ``gather_gemv`` for n = 1.
 * sddmm: our ``sddmm``, a warp per mask nonzero (B transposed in prepare).
-* kwta: our exact-k bisection kernel ``kwta``; columns longer than
-  ``_layout.KWTA_BISECT_MAX_M`` go through ``sparsekit.xp.kwta_select`` (CuPy's
-  argpartition, a sort). ``force_kwta`` picks.
-* sparse_sparse: our ``ss_scatter``: W and X by columns, a block per output
-  column accumulating in shared memory (or a global scratch when m does not fit).
+* kwta: our exact-k bisection kernel ``kwta`` (32 down to 1 columns per block,
+  ``_layout.kwta_launch``); columns longer than ``_layout.KWTA_BISECT_MAX_M`` go
+  through ``sparsekit.xp.kwta_select`` (CuPy's argpartition, a sort). ``force_kwta`` picks.
+* sparse_sparse: our ``ss_scatter``: W and X by columns, a block per (output
+  column, row slice) accumulating in shared memory (or a global scratch when a
+  slice does not fit, or with ``force_ss_global``); the result is produced
+  transposed on the device (coalesced writes) and returned as Y.
 * moe: ``sparsekit.xp.moe_forward`` with ``xp = cupy`` (the same lines the numpy
   backend runs): gate product and routing on the GPU, then per chosen expert one
   gather of its tokens and one cuBLAS GEMM; the expert counts (E integers) are the
-  only data brought to the host during the call.
+  only data brought to the host during the call. float16: products, routing and
+  the weighted sum in float32, one rounding to half at the end.
+
+Subnormals: our kernels keep them (``_sources``: no flush-to-zero instruction,
+whatever CuPy's ``-ftz=true``); moe's CuPy-generated float32 code may flush them,
+declared through ``error_allowance`` (``_layout.ftz_allowance``).
 
 Everything that is not the kernel happens in ``prepare``: layout conversion on
 the host (``_layout``), upload, compilation (NVRTC through ``cupy.RawModule``,
@@ -34,10 +47,7 @@ launches on resident arrays and returns after ``stream.synchronize()``.
 """
 from __future__ import annotations
 
-import os
-
 import cupy
-import cupyx.scipy.sparse as cusp
 import numpy as np
 from cupyx import cusparse
 
@@ -49,12 +59,25 @@ from sparsekit.xp import kwta_select, moe_forward
 
 from . import DTYPES, KERNELS, device_label
 from . import _layout as lay
+from ._cusparse import PreparedSpMM
 from ._probe import probe, selected_index
 from ._sources import bind, options, signatures, source
 
 _STORAGE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 #: options every build gets (NVRTC); the dtype's and the kernel's defines follow
 BASE_OPTIONS = ("--std=c++14",)
+
+
+def _tf32_requested() -> bool:
+    """Whether CuPy would run float32 cuBLAS products in TF32 (``_layout.tf32_requested``): CuPy's
+    own answer where it can be asked (its compute type also follows ``set_compute_type``)."""
+    try:
+        from cupy._core import _routines_linalg as linalg
+
+        compute_type = int(linalg.get_compute_type(np.dtype(np.float32)))
+    except (ImportError, AttributeError, TypeError):  # another CuPy layout: its documented env rule
+        compute_type = None
+    return lay.tf32_requested(compute_type)
 
 
 class CupyOutOfMemory(Unsupported, MemoryError):
@@ -96,6 +119,7 @@ class CupyBackend(sparsekit.Backend):
                              "runtime": str(cupy.cuda.runtime.runtimeGetVersion()),
                              "driver": str(cupy.cuda.runtime.driverGetVersion()), "sms": props["multiProcessorCount"]}
         self.shared_per_block = min(int(props["sharedMemPerBlock"]), lay.SHARED_DEFAULT)
+        self.sms = int(props["multiProcessorCount"])  # launch shapes are sized to fill them
         self.cuda_stream = cupy.cuda.get_current_stream()  # (``stream()`` is the calibration hook)
         self._modules: dict = {}
         self.builds = 0  # modules compiled by this instance (the tests check the cache)
@@ -113,6 +137,10 @@ class CupyBackend(sparsekit.Backend):
     def prepare(self, problem):
         if isinstance(problem, Problem) and problem.kernel in self.supports and problem.dtype == "bfloat16":
             raise Unsupported("CuPy has no bfloat16 dtype (cuBLAS and our kernels here store float16, float32, float64)")
+        if isinstance(problem, Problem) and lay.tf32_affects(problem.kernel, problem.dtype) and _tf32_requested():
+            raise Unsupported(f"TF32 is on (CUPY_TF32 or CuPy's float32 compute type): cuBLAS would round the "
+                              f"float32 products of {problem.kernel} {problem.dtype} to TF32, outside the float32 error "
+                              "bound; unset CUPY_TF32 (or set NVIDIA_TF32_OVERRIDE=0) to measure it")
         try:
             with self.cuda_device:
                 return super().prepare(problem)
@@ -139,6 +167,10 @@ class CupyBackend(sparsekit.Backend):
             self.builds += 1
         mod, sigs = entry
         return mod.get_function(name), sigs[name]
+
+    def error_allowance(self, problem):
+        """moe's CuPy-generated float32 code is built with -ftz=true: see ``_layout.ftz_allowance``."""
+        return lay.ftz_allowance(problem)
 
     def launch(self, file, name, dtype, grid, block, defines=None, shared_mem=0, **values) -> _Launch:
         fn, sig = self.function(file, name, dtype, defines)
@@ -182,9 +214,6 @@ class CupyBackend(sparsekit.Backend):
 
     def _prepare_dense_mm(self, p):
         dt = p.dtype
-        if dt == "float32" and os.environ.get("CUPY_TF32", "0") not in ("", "0"):
-            raise Unsupported("CUPY_TF32 is set: cuBLAS would round float32 inputs to TF32, outside the float32 "
-                              "error bound; unset it to measure float32")
         w, x = self.upload(p.inputs["w"], dt), self.upload(p.inputs["x"], dt)
         y = cupy.empty((w.shape[0], x.shape[1]), dtype=_STORAGE[dt])
         self.last_path = "cublas"
@@ -201,9 +230,10 @@ class CupyBackend(sparsekit.Backend):
             grid, block = lay.warp_per_item_launch(r)
             ln = self.launch("dense.cu", "gather_gemv", dt, grid, block, r=r, k=k, rows=rows, w=w, x=x, y=y)
         else:
-            self.last_path = "gather_gemm"
-            grid, block = lay.gather_gemm_launch(r, n)
-            ln = self.launch("dense.cu", "gather_gemm", dt, grid, block, r=r, n=n, k=k, rows=rows, w=w, x=x, y=y)
+            grid, block, tile = lay.gather_gemm_launch(r, n, self.sms)
+            self.last_path = f"gather_gemm[{tile['GBM']}x{tile['GBN']}]"
+            ln = self.launch("dense.cu", "gather_gemm", dt, grid, block, defines=tile, r=r, n=n, k=k, rows=rows, w=w,
+                             x=x, y=y)
         return self.launches_plan(p, [ln], y)
 
     # -- spmm ------------------------------------------------------------------------------------
@@ -227,10 +257,9 @@ class CupyBackend(sparsekit.Backend):
         if path == "cusparse":
             if not cusparse.check_availability("spmm"):
                 raise Unsupported("this CuPy/CUDA has no cuSPARSE generic SpMM (cupyx.cusparse.spmm)")
-            a = cusp.csr_matrix((data, indices, indptr), shape=(m, k))  # canonical already (host)
             xf = cupy.asfortranarray(self.upload(p.inputs["x"], dt))  # the generic API's layout
-            c = cupy.empty((m, n), dtype=_STORAGE[dt], order="F")
-            return self.make_plan(p, lambda: cusparse.spmm(a, xf, c=c))
+            c = cupy.zeros((m, n), dtype=_STORAGE[dt], order="F")  # zeros: see _cusparse
+            return self.make_plan(p, PreparedSpMM(indptr, indices, data, (m, k), xf, c))
         x = self.upload(p.inputs["x"], dt)
         y = cupy.empty((m, n), dtype=_STORAGE[dt])
         if path == "csr_spmv":
@@ -297,7 +326,8 @@ class CupyBackend(sparsekit.Backend):
         if path == "sort":
             return self.make_plan(p, lambda: kwta_select(cupy, x, k))
         y = cupy.empty_like(x)
-        grid, block = lay.kwta_launch(n)
+        grid, block = lay.kwta_launch(n, self.sms)
+        self.last_path = f"bisect[{block[0]} columns/block]"
         ln = self.launch("kwta.cu", "kwta", dt, grid, block, m=m, n=n, k=k, x=x, y=y)
         return self.launches_plan(p, [ln], y)
 
@@ -309,16 +339,17 @@ class CupyBackend(sparsekit.Backend):
         xptr, xrow, xval = lay.csc_arrays(p.inputs["x_csc"])
         (m, k), n = p.inputs["w"].shape, p.inputs["x"].shape[1]
         acc = np.dtype(np.float64 if dt == "float64" else np.float32)
-        shared = lay.ss_use_shared(m, acc.itemsize, self.shared_per_block) and not self.force_ss_global
-        self.last_path = "ss_shared" if shared else "ss_global"
+        grid, threads, shared_bytes, shared = lay.ss_launch(m, n, len(wrow), k, acc.itemsize, self.shared_per_block,
+                                                            self.sms, force_global=self.force_ss_global)
+        self.last_path = ("ss_shared" if shared else "ss_global") + f"[{grid[1]} slices]"
         scratch = cupy.empty(1 if shared else n * m, dtype=acc)
-        y = cupy.empty((m, n), dtype=_STORAGE[dt])
-        ln = self.launch("sparse_sparse.cu", "ss_scatter", dt, (n,), (lay.ss_threads(len(wrow), k),),
-                         shared_mem=m * acc.itemsize if shared else 0, m=m, n=n, use_shared=int(shared),
+        yt = cupy.empty((n, m), dtype=_STORAGE[dt])  # Y transposed: each block's writes are contiguous
+        ln = self.launch("sparse_sparse.cu", "ss_scatter", dt, grid, (threads,), shared_mem=shared_bytes,
+                         m=m, n=n, use_shared=int(shared),
                          wptr=self.upload(wptr), wrow=self.upload(wrow), wval=self.upload(wval, dt),
                          xptr=self.upload(xptr), xrow=self.upload(xrow), xval=self.upload(xval, dt),
-                         scratch=scratch, y=y)
-        return self.launches_plan(p, [ln], y)
+                         scratch=scratch, yt=yt)
+        return self.launches_plan(p, [ln], yt.T)  # a view made here: the call returns it, fetch copies it
 
     # -- moe --------------------------------------------------------------------------------------
 
@@ -326,7 +357,7 @@ class CupyBackend(sparsekit.Backend):
         dt = p.dtype
         x, gate, experts = (self.upload(p.inputs[key], dt) for key in ("x", "gate", "experts"))
         top_k = int(p.params["top_k"])
-        # half: route and sum in float32 (one rounding at the end), products in cuBLAS with fp32 compute
+        # half: products, routing and the weighted sum in float32, one rounding at the end (moe_forward)
         wide = np.float32 if dt == "float16" else None
         self.last_path = "xp.moe_forward"
         return self.make_plan(p, lambda: moe_forward(cupy, x, gate, experts, top_k, acc_dtype=wide, route_dtype=wide))

@@ -1,0 +1,1 @@
+"""Stand-in for ``cupy._core`` (see ``cupy/__init__.py``)."""

@@ -1,0 +1,1 @@
+"""Stand-in for ``cupyx`` (see ``cupy/__init__.py``)."""
