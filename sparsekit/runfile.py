@@ -6,7 +6,7 @@ One JSON object (schema: ``sparsekit/schemas/run.schema.json``)::
 
 ``meta`` records everything needed to reproduce and interpret the rows: the
 schema version, the command line, kernel, dtype and seed, sparsekit/NumPy/
-SciPy/Python versions, the machine (``sparsekit._sysinfo``), each backend's
+SciPy/Python versions, the machine (``sparsekit.host``), each backend's
 device and library versions (``Backend.device()``/``versions()``, reported by
 the worker that ran it), whether backends ran isolated and with what timeout,
 start and end times, and ``status``: ``running`` while a sweep is under way

@@ -26,3 +26,13 @@ XFAIL_DIR = Path(__file__).parent / "xfail"
 def pytest_configure(config):
     if not config.getoption("--xfails-dir"):
         config.option.xfails_dir = str(XFAIL_DIR)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    # every test here runs under the suite's Hypothesis profile (no deadline on a loaded host),
+    # not only the conformance tests the plugin loads it for
+    from sparsekit.testing.plugin import _hypothesis_profile
+
+    if session.config._sparsekit_profile is None:
+        session.config._sparsekit_profile = _hypothesis_profile()

@@ -22,17 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 
-def conformance_suite(root: Path = ROOT) -> tuple:
-    """The pytest arguments that collect the conformance suite -- the one place the kit names it.
-    Where the suite ships in the package as a pytest plugin (issue 14), that is
-    ``--pyargs sparsekit.testing`` with the plugin loaded (``-p``: the shim's ``pytest11`` entry
-    point loads it too; a plugin loaded twice is loaded once); before, the test file."""
-    if (Path(root) / "sparsekit" / "testing" / "plugin.py").is_file():
-        return ("-p", "sparsekit.testing.plugin", "--pyargs", "sparsekit.testing")
-    return ("tests/test_conformance.py",)
-
-
-CONFORMANCE_SUITE = conformance_suite()
+#: the pytest arguments that collect the conformance suite -- the one place the kit names it: the
+#: suite shipped in the package with its plugin loaded (``-p``: the shim's ``pytest11`` entry point
+#: loads it too; a plugin loaded twice is loaded once)
+CONFORMANCE_SUITE = ("-p", "sparsekit.testing.plugin", "--pyargs", "sparsekit.testing")
 #: tests that check the host, not the GPU (CI runs them): left out on the GPU host to save its minutes
 HOST_ONLY_TESTS = ("tests/test_cupy.py::test_sources_compile_with_nvcc", "tests/test_cupy.py::test_every_gather_tile_compiles")
 
@@ -138,9 +131,7 @@ def machine_slug(text: str) -> str:
 
 
 def cpu_model() -> str:
-    """The host CPU's model name (the core's own helper, wherever issue 14 puts it)."""
-    try:
-        from sparsekit.host import cpu_model as model  # issue 14
-    except ImportError:
-        from sparsekit._sysinfo import cpu_model as model
-    return model()
+    """The host CPU's model name (sparsekit's public host module)."""
+    from sparsekit.host import cpu_model
+
+    return cpu_model()
