@@ -40,6 +40,16 @@ def _values(summary, name):
     return values_of(summary["_data"], summary["_benchmarks"], name)
 
 
+def _fastest(summary, name, key) -> dict:
+    """key(params) -> the fastest time any backend took there, for benchmark ``name``."""
+    by: dict = {}
+    for p, t in _values(summary, name):
+        if t is not None:
+            k = key(p)
+            by[k] = min(t, by.get(k, t))
+    return by
+
+
 def _entries(headline, key):
     return [e for e in headline if e.get("operation") == key and not e.get("missing")]
 
@@ -117,11 +127,7 @@ def _selector_costs_a_small_layer(summary, headline) -> Verdict:
     v = Verdict("selector", "Selecting 1,000 of 20,000 rows costs about what a dense 1,000-wide layer costs",
                 "Selector workload, fastest backend of each: holds when selected / dense_1000 <= 1.25 at every batch, "
                 "does not hold when it exceeds 1.25 at every batch", plot="workloads")
-    by: dict = {}
-    for p, t in _values(summary, SELECTOR):
-        if t is not None:
-            key = (int(p["n"]), p["layer"])
-            by[key] = min(t, by.get(key, t))
+    by = _fastest(summary, SELECTOR, lambda p: (int(p["n"]), p["layer"]))
     ratios = {n: by[(n, "selected")] / by[(n, "dense_1000")] for n in sorted({n for n, _ in by})
               if (n, "selected") in by and (n, "dense_1000") in by}
     if not ratios:
@@ -200,11 +206,7 @@ def _real_masks_like_random(summary, headline) -> Verdict:
     v = Verdict("dlmc", "Real pruned masks behave like random ones",
                 "DLMCvsUniform workload, fastest backend per mask: holds when uniform/real time lies within "
                 "0.8-1.25 for every matrix and level, does not hold otherwise", plot="workloads")
-    by: dict = {}
-    for p, t in _values(summary, DLMC_VS_UNIFORM):
-        if t is not None:
-            key = (p["matrix"], float(p["sparsity"]), p["mask"])
-            by[key] = min(t, by.get(key, t))
+    by = _fastest(summary, DLMC_VS_UNIFORM, lambda p: (p["matrix"], float(p["sparsity"]), p["mask"]))
     ratios = {f"{m}@{s:g}": by[(m, s, "uniform")] / by[(m, s, "dlmc")]
               for (m, s, mask) in by if mask == "dlmc" and (m, s, "uniform") in by}
     if not ratios:
