@@ -11,8 +11,13 @@ checked against the oracle. At the end of a sequence the driver is told to exit 
 its remaining plans still referenced -- as a script or notebook ends -- and must be
 gone within ``EXIT_BOUND_S``, leaving no process of its process group behind.
 
-The figures (sequences, steps, longest exit) are printed and kept in pytest's cache
-(``.pytest_cache/v/sparsekit/lava_lifecycle``).
+The other backends drawn are those available here that run a tiny spmm (one that is
+available but broken -- a PoCL that cannot build kernels, say -- fails its own tests and
+is named in the summary instead). The figures (sequences, steps, longest exit, backends
+left out) are printed and kept in pytest's cache (``.pytest_cache/v/sparsekit/lava_lifecycle``).
+
+Also here: the issue's reproduction script, SIGTERM/SIGINT with live networks, and
+benchmark processes run the way asv's forkserver runs them.
 """
 from __future__ import annotations
 
@@ -124,7 +129,8 @@ if __name__ == "__main__":
         # a live network (after another backend's plan), then idle or calling in a loop
         import sparsekit
 
-        numpy_plan = sparsekit.backend("numpy").prepare(sparsekit.make_problem(*PROBLEMS[0][:1], **PROBLEMS[0][1]))
+        kernel, kw = PROBLEMS[0]
+        numpy_plan = sparsekit.backend("numpy").prepare(sparsekit.make_problem(kernel, **kw))
         numpy_plan()
         plan = sparsekit.backend("lava").prepare(sparsekit.make_problem("spmm", m=64, k=64, n=20, sparsity=0.5))
         plan()
@@ -196,6 +202,22 @@ def start(*args) -> tuple[subprocess.Popen, str]:
                             stderr=err, text=True, start_new_session=True)
     err.close()
     return proc, err.name
+
+
+def run_to_end(code: str, timeout: float, cwd=None) -> tuple[int, str, str, list[int]]:
+    """Run Python ``code`` in its own session until it exits by itself: (exit status, stdout,
+    stderr, processes of its group still alive ``LEFTOVER_BOUND_S`` later)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.communicate()
+        pytest.fail(f"the script did not exit within {timeout:.0f} s")
+    _, left = wait_group_empty(proc.pid, LEFTOVER_BOUND_S)
+    kill_group(proc.pid)
+    return proc.returncode, out, err, left
 
 
 def read_line(proc: subprocess.Popen, timeout: float, what: str, err_path: str) -> str:
@@ -400,25 +422,17 @@ def make_machine(others: list[str], stats: _Stats):
                 self.live = None
             self.send(op="close", handle=h)
 
-        @rule(h=consumes(handles))
+        @rule(h=consumes(handles), cyclic=st.booleans())
         @_step
-        def drop(self, h):
-            if not self._known(h):
-                return
-            self.plans.pop(h)
-            if self.live == h:  # a dropped plan releases its network
-                self.live = None
-            self.send(op="drop", handle=h)
-
-        @rule(h=consumes(handles))
-        @_step
-        def drop_into_cycle(self, h):
+        def drop(self, h, cyclic):
+            """Drop the plan: its network stops now, or -- dropped into a reference cycle, which
+            only the cyclic GC frees -- whenever the GC finalises it."""
             if not self._known(h):
                 return
             self.plans.pop(h)
             if self.live == h:
-                self.live, self.limbo = None, True
-            self.send(op="drop_cycle", handle=h)
+                self.live, self.limbo = None, cyclic
+            self.send(op="drop_cycle" if cyclic else "drop", handle=h)
 
         @rule()
         @_step
@@ -457,16 +471,8 @@ def test_issue_reproduction_exits_and_leaves_nothing():
             "    for b in ('numpy', 'lava'):\n"
             "        plan = sk.backend(b).prepare(p); plan(); plan.result()\n"
             "print('done', flush=True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid)
-        pytest.fail("the reproduction did not exit within 120 s")
-    _, left = wait_group_empty(proc.pid, LEFTOVER_BOUND_S)
-    kill_group(proc.pid)
-    assert proc.returncode == 0 and "done" in out, err
+    rc, out, err, left = run_to_end(code, timeout=120)
+    assert rc == 0 and "done" in out, err[-3000:]
     assert not left, f"left behind: {left}"
 
 
@@ -498,3 +504,52 @@ def test_signal_with_live_network_leaves_nothing(sig, whom, activity):
     assert rc is not None, f"{sig.name} to the {whom}: still running after {EXIT_BOUND_S} s; stderr:\n{err}"
     assert rc == -sig, f"{sig.name} to the {whom}: exit status {rc}; stderr:\n{err}"
     assert not left, f"{sig.name} to the {whom} ({activity}): processes left behind: {left}; stderr:\n{err}"
+
+
+_ASV_STYLE = r"""
+import os, signal, sys, time
+sys.path.insert(0, os.getcwd())
+from benchmarks import bench_lava
+
+params = ("lava", bench_lava.SPMM_SHAPES[0], 0.99)
+
+
+def child(teardown, forever=False):
+    # what asv's forkserver does per benchmark: fork, setup, run, teardown, os._exit
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        b = bench_lava.LavaSpMM()
+        b.setup(*params)
+        b.time_spmm(*params)
+        b.track_error(*params)
+        while forever:  # a benchmark past asv's timeout
+            b.time_spmm(*params)
+        if teardown:
+            b.teardown(*params)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+for teardown in (True, False):  # asv always tears down; os._exit runs no exit hook either way
+    pid = child(teardown)
+    assert os.waitpid(pid, 0)[1] == 0, teardown
+pid = child(False, forever=True)
+time.sleep(3)
+os.kill(pid, signal.SIGTERM)  # asv on timeout: SIGTERM, then SIGKILL
+os.waitpid(pid, 0)
+print("ok", flush=True)
+"""
+
+
+def test_asv_style_benchmark_processes_leave_nothing():
+    """A benchmark process as asv's forkserver runs it (forked, ended by ``os._exit`` with no
+    exit hook, or killed on timeout) leaves no Lava process behind."""
+    _require_lava()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rc, out, err, left = run_to_end(_ASV_STYLE, timeout=180, cwd=root)
+    assert rc == 0 and "ok" in out, err[-3000:]
+    assert not left, f"left behind: {left}"
