@@ -39,7 +39,8 @@ LEFTOVER_BOUND_S = 5.0
 #: one command's answer (a cold Numba cache compiles the cpu kernels on first use)
 COMMAND_TIMEOUT_S = 120.0
 #: sequences and steps per sequence: about a minute on the 2-core reference machine
-SEQUENCES = 20
+#: (SPARSEKIT_LAVA_SEQUENCES=N for a longer local run)
+SEQUENCES = int(os.environ.get("SPARSEKIT_LAVA_SEQUENCES", "20"))
 STEPS = 25
 
 LAVA = ("lava", "lava-fixed")

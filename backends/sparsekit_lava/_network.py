@@ -304,10 +304,11 @@ class Network:
 
     def _release(self) -> None:
         """Free what Lava's stop leaves behind: the extractors' host-side ports (their
-        threads wait forever otherwise, one per network), and this network's processes in
-        Lava's ``ProcessServer``, which keeps every process ever built (and through them
-        the runtime, weights and channels) alive."""
+        threads wait forever otherwise, one per network), and this network's entries in
+        Lava's global ``ProcessServer`` and ``VarServer``, which keep every process and Var
+        ever built -- and through them the runtime, the weights and the channels -- alive."""
         from lava.magma.core.process.process import ProcessServer
+        from lava.magma.core.process.variable import VarServer
 
         for ext in self.extractors:
             port = getattr(ext.out_port, "external_pipe_csp_recv_port", None)
@@ -316,6 +317,10 @@ class Network:
                 if getattr(port, "thread", None) is not None:
                     port.thread.join(_children.REAP_TIMEOUT_S)  # ... and waits until it has
 
-        server = ProcessServer()
+        # both registries only hand out ids (a counter) and append: removing entries is safe
+        procs = ProcessServer()
         mine = {id(p) for p in self.processes}
-        server.processes = [p for p in server.processes if id(p) not in mine]
+        procs.processes = [p for p in procs.processes if id(p) not in mine]
+        variables = VarServer()
+        mine = {id(v) for p in self.processes for v in p.vars}
+        variables.vars = [v for v in variables.vars if id(v) not in mine]
