@@ -27,8 +27,8 @@ oracle, so they are the same on every backend):
   share.
 
 Energy: an **estimate**, not a measurement -- nothing here runs on a chip, and the
-backend simulates Loihi 2 while the only published per-operation table is for
-**Loihi 1**, and **pre-silicon**:
+backend simulates Loihi 2 while the per-operation table used is for **Loihi 1**
+(we found none published for Loihi 2), and **pre-silicon**:
 
     Davies et al., "Loihi: A Neuromorphic Manycore Processor with On-Chip
     Learning", IEEE Micro 38(1):82-99, 2018, Table 2 (pre-silicon, from SDF and
