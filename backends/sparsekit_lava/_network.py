@@ -182,7 +182,7 @@ class Network:
     """A Lava network driven from ``source`` and read through ``extractors``.
 
     ``cycle``: steps per call. ``processes``: every Lava process of the network
-    (released from Lava's ``ProcessServer`` when it stops). ``compile(run_cfg)``
+    (dropped from Lava's global registries when it stops, see ``_release``). ``compile(run_cfg)``
     builds, compiles and runs the warm-up step; ``run_cycle()`` runs one call and
     returns, per extractor, a (cycle, size) float64 array of what it received at
     each step. ``bind(plan)`` ties the network's life to the plan's.
