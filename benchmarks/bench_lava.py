@@ -7,13 +7,18 @@
 ``time_*`` is asv's time of one whole call. The ``track_*`` figures normalise it
 (each measures the median of ``CALLS`` calls of the prepared plan itself):
 seconds per timestep, per synaptic operation (NeuroBench: delivered spike x
-fan-out), the synaptic ops and input spikes of one call, and an energy ESTIMATE in
-microjoules from published Loihi per-op energies (``sparsekit_lava.metrics``:
-Davies et al. 2018, 23.6 pJ/synop, 52 pJ/neuron update) -- a property of the
-workload, the same on every backend, not a measurement. ``track_error`` (from
-``KernelBenchmark``) records the error against the float64 oracle: rounding for
-``lava``, the fixed-point error for ``lava-fixed``. The backend axis is the usual
-one, so the cpu backend's time on the very same problem sits beside Lava's.
+fan-out; effective MACs for the graded spikes of LavaSpMM, effective ACs for the
+binary spikes of LavaLIF), the synaptic ops and input and output spikes of one
+call, and ``track_energy_loihi1_estimate_uJ``: an energy ESTIMATE in microjoules
+from Loihi 1 *pre-silicon* per-op energies (``sparsekit_lava.metrics``: Davies et
+al. 2018, Table 2 -- 23.6 pJ per synaptic op, the minimum; 81 / 52 pJ per active /
+inactive neuron update; 1.7 pJ per output spike, within-tile) -- a property of the
+workload, the same on every backend, not a measurement. (It replaces
+``track_energy_estimate_uJ``, which charged 52 pJ for every neuron update and no
+spike, under a label that did not say Loihi 1 or pre-silicon.) ``track_error``
+(from ``KernelBenchmark``) records the error against the float64 oracle: rounding
+for ``lava``, the fixed-point error for ``lava-fixed``. The backend axis is the
+usual one, so the cpu backend's time on the very same problem sits beside Lava's.
 """
 from .common import BACKENDS, KernelBenchmark, dims, shape
 
@@ -62,19 +67,25 @@ class _LavaFigures(KernelBenchmark):
     def track_synops(self, *params):
         return _counts(self.problem).synops
 
-    track_synops.unit = "synaptic ops per call"
+    track_synops.unit = "synaptic ops per call (NeuroBench effective MACs if graded, ACs if binary)"
 
     def track_input_spikes(self, *params):
         return _counts(self.problem).input_spikes
 
-    track_input_spikes.unit = "spikes per call"
+    track_input_spikes.unit = "input spikes per call"
 
-    def track_energy_estimate_uJ(self, *params):
+    def track_output_spikes(self, *params):
+        return _counts(self.problem).output_spikes
+
+    track_output_spikes.unit = "output spikes per call"
+
+    def track_energy_loihi1_estimate_uJ(self, *params):
         from sparsekit_lava import metrics
 
         return metrics.energy_estimate_j(_counts(self.problem)) * 1e6
 
-    track_energy_estimate_uJ.unit = "uJ per call (Loihi estimate, Davies et al. 2018)"
+    track_energy_loihi1_estimate_uJ.unit = ("uJ per call, ESTIMATE from Loihi 1 pre-silicon minimum per-op "
+                                            "energies (Davies et al. 2018, Table 2)")
 
 
 class LavaSpMM(_LavaFigures):

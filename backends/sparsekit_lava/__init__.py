@@ -12,8 +12,8 @@ never import Lava. Availability is judged from the installed distribution
 Python 3.11 shim in ``sparsekit_lava._compat``, only when a backend is loaded, and a
 failure there is reported by the registry with its reason.
 
-Also here: ``sparsekit_lava.metrics`` (synaptic operations, spike counts, timesteps per
-second and a labelled Loihi energy estimate).
+Also here: ``sparsekit_lava.metrics`` (synaptic operations, spike and neuron-update
+counts, timesteps per second and an energy estimate labelled Loihi 1, pre-silicon).
 """
 from __future__ import annotations
 

@@ -43,6 +43,13 @@ from ._network import Network
 MAX_STEPS = int(os.environ.get("SPARSEKIT_LAVA_MAX_STEPS", "5000"))
 
 
+def _plan(net: Network, run, fetch) -> Plan:
+    """The plan of a compiled network: ``close()`` stops it, and so does dropping the plan."""
+    plan = Plan(run, fetch, close=net.stop)
+    net.bind(plan)
+    return plan
+
+
 class _LavaBase(Backend):
     """Shared construction; subclasses choose the process models and the number format."""
 
@@ -98,7 +105,7 @@ class _LavaBase(Backend):
         ext = Extractor(shape=(m,), buffer_size=min(cycle, 64))
         src.s_out.connect(syn.s_in)
         syn.a_out.connect(ext.in_port)
-        net = Network(src, [ext], cycle)
+        net = Network(src, [ext], cycle, processes=[src, syn, ext])
         net.compile(self.run_cfg(), RunSteps)
         out_dtype = sk_dtypes.host_dtype(problem.dtype)
 
@@ -110,7 +117,7 @@ class _LavaBase(Backend):
             # output at step j+1 of the call is the column injected at step j
             return (acc[1:].T * scale).astype(out_dtype)
 
-        return Plan(run, fetch, close=net.stop)
+        return _plan(net, run, fetch)
 
     def _prepare_dense_mm(self, p):
         return self._product(p, p.inputs["w"], p.inputs["x"], sparse=False)
@@ -162,7 +169,7 @@ class LavaFloatBackend(_LavaBase):
         resets = [Reset(reset_value=0.0, interval=steps, offset=0) for _ in range(2)]
         resets[0].connect_var(lif.u)
         resets[1].connect_var(lif.v)
-        net = Network(src, [ext], steps)
+        net = Network(src, [ext], steps, processes=[src, syn, lif, ext, *resets])
         net.compile(self.run_cfg(self._reset_model), RunSteps)
 
         def run():
@@ -172,7 +179,7 @@ class LavaFloatBackend(_LavaBase):
         def fetch(raster):
             return (raster != 0).astype(sk_dtypes.host_dtype(p.dtype))
 
-        return Plan(run, fetch, close=net.stop)
+        return _plan(net, run, fetch)
 
 
 class LavaFixedBackend(_LavaBase):
