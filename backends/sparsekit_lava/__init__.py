@@ -33,8 +33,6 @@ KERNELS_FIXED = {
     "sparse_sparse": ("dense",),
 }
 DTYPES = ("float32", "float64")
-#: the Lava release the shim and the process-model choices were written against
-SUPPORTED_LAVA = "0.10.0"
 
 
 def lava_version() -> str | None:

@@ -177,12 +177,3 @@ def energy_estimate(c: SpikeCounts) -> EnergyEstimate:
 def energy_estimate_j(c: SpikeCounts) -> float:
     """Total joules per call of ``energy_estimate`` (an estimate, see the module doc)."""
     return energy_estimate(c).total_j
-
-
-def per_step(seconds: float, c: SpikeCounts) -> dict:
-    """Time per timestep, per synaptic op, and timesteps per second of a call lasting ``seconds``."""
-    return {
-        "s_per_step": seconds / max(c.timesteps, 1),
-        "s_per_synop": seconds / c.synops if c.synops else float("nan"),
-        "steps_per_s": c.timesteps / seconds if seconds > 0 else float("inf"),
-    }
