@@ -36,7 +36,7 @@ table{border-collapse:collapse;margin:6px 0 12px;background:#fff;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.win{background:#e6f4ea}td.never{background:#fdecea}td.na{color:#888}
-table.headline td,table.verdicts td{min-width:170px;font-size:12.5px}table.verdicts td:first-child{max-width:420px}
+table.headline td,table.verdicts td{min-width:170px;font-size:12px;line-height:1.3}table.verdicts td:first-child{max-width:420px}
 figure.roofline svg{width:640px}
 .plots{display:flex;flex-wrap:wrap;gap:12px}
 figure.plot{margin:0;background:#fff;border:1px solid #d0d7de;padding:4px}
@@ -160,23 +160,25 @@ def _x(v) -> str:
 
 
 def headline_cell(e: dict | None):
-    """One machine's answer for one operation: break-even first, then who, how fast, how close, what it costs."""
+    """One machine's answer for one operation, in three short lines: the break-even and who (sparse
+    winner vs dense winner); the speedups at 90% / 99% and the roofline fraction; what it costs."""
     if e is None or e.get("missing"):
         return ("not measured", "na")
-    lines = [f"<b>{_e(e['break_even'])}</b>"]
+    line1 = f"<b>{_e(e['break_even'])}</b>"
     if e.get("dense_backend"):
-        lines.append(f"sparse {_e(e.get('sparse_backend_at_90') or '-')} vs dense {_e(e['dense_backend'])}")
+        line1 += f" &middot; {_e(e.get('sparse_backend_at_90') or '-')} vs {_e(e['dense_backend'])}"
     at = e.get("speedup_at") or {}
-    lines.append(f"{_x(at.get('0.9'))} at 90%, {_x(at.get('0.99'))} at 99%")
+    line2 = f"{_x(at.get('0.9'))} @90% &middot; {_x(at.get('0.99'))} @99%"
     if e.get("roofline_at_90") is not None:
-        lines.append(f"roofline {_pct(e['roofline_at_90'])} ({_e(e.get('roofline_level'))})")
+        line2 += f" &middot; roofline {_pct(e['roofline_at_90'])} ({_e(e.get('roofline_level'))})"
+    cost = []
     if e.get("error_at_90") is not None:
-        lines.append(f"error {e['error_at_90']:.1e}")
+        cost.append(f"error {e['error_at_90']:.1e}")
     mse = e.get("autoencoder_mse")
     if mse:
-        lines.append(f"AE MSE {mse['mse']:.2g} at {mse['weight_sparsity']:g} (dense {mse['dense_mse']:.2g})")
+        cost.append(f"AE MSE {mse['mse']:.2g} at {mse['weight_sparsity']:g} (dense {mse['dense_mse']:.2g})")
     klass = "na" if e.get("dense_time") is None else ("never" if e.get("break_even_relation") == ">" else "win")
-    return ("<br>".join(lines), klass, True)
+    return ("<br>".join([line1, line2] + ([" &middot; ".join(cost)] if cost else [])), klass, True)
 
 
 def headline_key(e: dict) -> tuple[str, str]:
