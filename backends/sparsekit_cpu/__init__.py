@@ -27,7 +27,7 @@ DTYPES = ("float32", "float64")
 
 
 def info() -> dict:
-    from sparsekit._sysinfo import cpu_description
+    from .machine import cpu_description
 
     return {
         "name": "cpu",

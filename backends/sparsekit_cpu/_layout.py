@@ -1,0 +1,119 @@
+"""Operand layouts of the ``cpu`` backend: how ``prepare`` stores W and its indices.
+
+Index arrays are as small as their values allow (``_index``: uint32, else int64;
+``_columns``: uint16 CSR column indices when W has at most 65536 columns), since
+SpMV streams values and indices and nothing else, and an unsigned index spares
+Numba its negative-index wraparound test on every access.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def index_array(a, largest: int) -> np.ndarray:
+    """Index array as uint32 when every value fits, else int64 (four bytes halve the
+    index traffic; unsigned: SpMV ran ~1.5x faster without the wraparound test)."""
+    return np.ascontiguousarray(a, dtype=np.uint32 if largest < 2**32 - 1 else np.int64)
+
+
+def column_array(indices, n_cols: int) -> np.ndarray:
+    """CSR column indices as uint16 when the matrix has at most 65536 columns, else as
+    ``index_array`` stores them: SpMV then streams 6 bytes a nonzero instead of 8."""
+    if n_cols <= 2**16:
+        return np.ascontiguousarray(indices, dtype=np.uint16)
+    return index_array(indices, n_cols)
+
+
+def dense(a, dtype) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def canonical_csr(w) -> sp.csr_matrix:
+    """W as a CSR with sorted, summed indices (the layout every CSR kernel assumes)."""
+    w = sp.csr_matrix(w)
+    if not w.has_canonical_format:
+        w = w.copy()
+        w.sum_duplicates()
+    return w
+
+
+def csr_arrays(w, dtype, compact: bool = False):
+    """(indptr, indices, data) of a canonical CSR, cast and made contiguous;
+    ``compact``: column indices as small as ``column_array`` makes them."""
+    w = canonical_csr(w)
+    largest = max(w.nnz, w.shape[1])
+    indices = column_array(w.indices, w.shape[1]) if compact else index_array(w.indices, largest)
+    return index_array(w.indptr, largest), indices, dense(w.data, dtype)
+
+
+def column_panels(w, width: int, dtype):
+    """(panel_ptr, indices, data, starts) of W cut into column panels ``width`` wide;
+    indices local to their panel (so uint16 for panels up to 65536 wide), panels stored
+    one after another, ``panel_ptr[q]`` the row pointers of panel q into the shared arrays."""
+    w = canonical_csr(w)
+    k = w.shape[1]
+    starts = np.append(np.arange(0, k, width), k) if k else np.array([0, 0])
+    ptrs, idx, vals, offset = [], [], [], 0
+    for a, b in zip(starts[:-1], starts[1:]):
+        sub = w[:, a:b].tocsr()
+        sub.sort_indices()
+        ptrs.append(sub.indptr.astype(np.int64) + offset)
+        idx.append(sub.indices)
+        vals.append(sub.data)
+        offset += sub.nnz
+    ptr = index_array(np.vstack(ptrs), max(offset, 1))
+    cols = column_array(np.concatenate(idx), width)
+    return ptr, cols, dense(np.concatenate(vals), dtype), starts.astype(np.int64)
+
+
+class CsrOperands:
+    """W (CSR) and X of one product, with the derived layouts strategies ask for built once.
+
+    ``x`` is 2-D (k x n); ``out`` (m x n) is allocated here, so every strategy writes
+    the same array."""
+
+    def __init__(self, w, x, dtype, parts: int):
+        self.w = canonical_csr(w)
+        self.dtype = np.dtype(dtype)
+        self.indptr, self.indices, self.data = csr_arrays(self.w, dtype, compact=True)
+        self.x = dense(x, dtype)
+        self.m, self.k = self.w.shape
+        self.n = self.x.shape[1]
+        self.out = np.empty((self.m, self.n), dtype)
+        self.parts = parts
+        self._panels = {}
+
+    @functools.cached_property
+    def bounds(self):
+        from ._kernels import balanced_bounds
+
+        return balanced_bounds(self.indptr, self.parts, row_cost=2.0)
+
+    @functools.cached_property
+    def split(self):
+        """(rows, pos) of the merge-path partition (``_tiles.split_points``)."""
+        from ._tiles import split_points
+
+        rows, pos = split_points(self.indptr, self.parts, row_cost=2.0)
+        return rows, pos
+
+    def panels(self, width: int):
+        """``column_panels`` of W, ``width`` columns each (built once per width)."""
+        if width not in self._panels:
+            self._panels[width] = column_panels(self.w, width, self.dtype)
+        return self._panels[width]
+
+
+class GatherOperands:
+    """W (dense, m x k), the selected rows and X (k x n) of one GATHER_MM, and its output."""
+
+    def __init__(self, w, rows, x, dtype):
+        self.w = dense(w, dtype)
+        self.rows = index_array(rows, self.w.shape[0])
+        self.x = dense(x, dtype)
+        self.dtype = np.dtype(dtype)
+        self.n = self.x.shape[1]
+        self.out = np.empty((len(self.rows), self.n), dtype)
