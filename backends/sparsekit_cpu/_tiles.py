@@ -45,7 +45,8 @@ def split_points(indptr: np.ndarray, parts: int, row_cost: float = 1.0):
     Returns (rows, pos), each parts + 1 long: share c covers nonzero positions
     pos[c]:pos[c+1], starting in row rows[c] and ending before row rows[c+1] or inside
     it (rows[-1] = m). A boundary never sits at a row's end: it moves to the start of
-    the next row that has nonzeros, so empty rows lie inside a share, never on a cut."""
+    the next row that has nonzeros (the first share excepted: it starts at row 0), so
+    empty rows lie inside a share, never on a cut."""
     m = len(indptr) - 1
     ptr = np.asarray(indptr, dtype=np.int64)
     cost = ptr.astype(np.float64) + row_cost * np.arange(m + 1)
@@ -59,7 +60,7 @@ def split_points(indptr: np.ndarray, parts: int, row_cost: float = 1.0):
     at_end = (rows < m) & (pos == ptr[np.minimum(rows + 1, m)])
     rows = np.where(at_end, np.searchsorted(ptr, pos, side="right") - 1, rows)
     rows = np.minimum(np.maximum.accumulate(rows), m)
-    rows[-1] = m
+    rows[0], rows[-1] = 0, m  # the first share starts at row 0 even when that row is empty
     return rows, pos
 
 
@@ -113,37 +114,41 @@ def _piece(out, base, col, data, indices, lo, hi, x, T, U, add):
 
 
 @njit(**_INLINE)
-def _row(out, i, data, indices, lo, hi, x, S, U, L, add):
-    """out[i] (+)= the row's product over nonzeros [lo, hi). Strips of S columns, then the
-    rest in power-of-two strips (LLVM splits power-of-two vectors into registers cleanly;
-    other widths it scalarises) and a last masked vector of L lanes. ``add``: accumulate
-    onto what out[i] holds (column panels, cut rows). The smaller strips carry more
-    partial tiles (U) to keep the FMA pipes busy."""
+def _row(out, i, data, indices, lo, hi, x, S, U, H, UH, L, add):
+    """out[i] (+)= the row's product over nonzeros [lo, hi). Strips of S columns, one of
+    H = S / 2 (U, UH partial tiles), then one vector (L lanes, four partial tiles) at a
+    time and a last masked vector: power-of-two widths only, which LLVM splits into
+    registers cleanly (other widths it scalarises). A full ladder of halvings ran ~10%
+    faster on some n and doubled the compile time. ``add``: accumulate onto what out[i]
+    holds (column panels, cut rows)."""
     n = x.shape[1]
     base = np.int64(i) * n
     col = 0
     while col + S <= n:
         _piece(out, base, col, data, indices, lo, hi, x, S, U, add)
         col += S
-    if S > 128 and col + 128 <= n:
-        _piece(out, base, col, data, indices, lo, hi, x, 128, 1, add)
-        col += 128
-    if S > 64 and col + 64 <= n:
-        _piece(out, base, col, data, indices, lo, hi, x, 64, 2 if L == 16 else 1, add)
-        col += 64
-    if S > 32 and col + 32 <= n:
-        _piece(out, base, col, data, indices, lo, hi, x, 32, 4 if L == 16 else 2, add)
-        col += 32
-    if S > 16 and col + 16 <= n:
-        _piece(out, base, col, data, indices, lo, hi, x, 16, 4, add)
-        col += 16
-    if L == 8 and S > 8 and col + 8 <= n:
-        _piece(out, base, col, data, indices, lo, hi, x, 8, 4, add)
-        col += 8
+    if H > L and col + H <= n:
+        _piece(out, base, col, data, indices, lo, hi, x, H, UH, add)
+        col += H
+    if S > L:
+        while col + L <= n:
+            _piece(out, base, col, data, indices, lo, hi, x, L, 4, add)
+            col += L
     if col < n:
         count = n - col
         acc = vload_n(out, base + col, L, count) if add else vzero(out, L)
         vstore_n(out, base + col, _strip_n(acc, data, indices, lo, hi, x, col, L, count), count)
+
+
+def _partials(vectors: int) -> int:
+    """Partial tiles that keep about eight FMAs in flight (four cycles' latency, two pipes)."""
+    return 1 if vectors >= 8 else 2 if vectors >= 4 else 4
+
+
+def _half(S: int, L: int) -> tuple[int, int]:
+    """(H, UH): the half strip of ``_row`` and its partial tiles."""
+    H = S // 2
+    return H, _partials(max(1, H // L))
 
 
 def strip_plan(n: int, lanes: int, registers: int) -> tuple[int, int]:
@@ -155,9 +160,7 @@ def strip_plan(n: int, lanes: int, registers: int) -> tuple[int, int]:
     S = lanes
     while S * 2 <= min(n, widest):
         S *= 2
-    vectors = S // lanes
-    U = 1 if vectors >= 8 else 2 if vectors >= 4 else 4
-    return S, U
+    return S, _partials(S // lanes)
 
 
 # -- SpMM strategies ------------------------------------------------------------------------------
@@ -166,12 +169,13 @@ def strip_plan(n: int, lanes: int, registers: int) -> tuple[int, int]:
 @functools.lru_cache(maxsize=None)
 def spmm_rows(S: int, U: int, L: int):
     """out = W @ x, W in CSR; row ranges in parallel, each output row built strip by strip."""
+    H, UH = _half(S, L)
 
     @njit(**_PARALLEL)
     def kernel(bounds, indptr, indices, data, x, out):
         for c in prange(len(bounds) - 1):
             for i in range(bounds[c], bounds[c + 1]):
-                _row(out, i, data, indices, np.int64(indptr[i]), np.int64(indptr[i + 1]), x, S, U, L, False)
+                _row(out, i, data, indices, np.int64(indptr[i]), np.int64(indptr[i + 1]), x, S, U, H, UH, L, False)
         return out
 
     return kernel
@@ -182,6 +186,7 @@ def spmm_panels(S: int, U: int, L: int):
     """out = W @ x with W cut into column panels (``backend._panels``): a thread takes its
     row range through one panel after another, so the rows of x that panel selects stay
     in L2 while it is in use; panel q > 0 adds onto the tiles the previous panels left."""
+    H, UH = _half(S, L)
 
     @njit(**_PARALLEL)
     def kernel(bounds, panel_ptr, indices, data, starts, x, out):
@@ -190,7 +195,7 @@ def spmm_panels(S: int, U: int, L: int):
                 xs = x[starts[q] : starts[q + 1]]
                 ptr = panel_ptr[q]
                 for i in range(bounds[c], bounds[c + 1]):
-                    _row(out, i, data, indices, np.int64(ptr[i]), np.int64(ptr[i + 1]), xs, S, U, L, q > 0)
+                    _row(out, i, data, indices, np.int64(ptr[i]), np.int64(ptr[i + 1]), xs, S, U, H, UH, L, q > 0)
         return out
 
     return kernel
@@ -202,6 +207,7 @@ def spmm_split(S: int, U: int, L: int):
     holds whole straight into ``out`` and the (at most two) rows cut at its ends into
     ``carry[c, 0]`` / ``carry[c, 1]``; after the parallel loop the cut rows are summed from
     their carries in share order. Every share does equal work however long one row is."""
+    H, UH = _half(S, L)
 
     @njit(**_PARALLEL)
     def kernel(rows, pos, indptr, indices, data, x, out, carry):
@@ -211,10 +217,13 @@ def spmm_split(S: int, U: int, L: int):
                 lo, hi = np.int64(indptr[i]), np.int64(indptr[i + 1])
                 a, b = max(lo, pos[c]), min(hi, pos[c + 1])
                 if a == lo and b == hi:
-                    _row(out, i, data, indices, lo, hi, x, S, U, L, False)
+                    target, row = out, i
                 elif a < b:
-                    slot = carry[c, 0] if i == rows[c] else carry[c, 1]
-                    _row(slot, 0, data, indices, a, b, x, S, U, L, False)
+                    target, row = carry[c, 0 if i == rows[c] else 1], 0
+                else:
+                    continue
+                # one call site: the row kernel inlined once (twice doubled the compile time)
+                _row(target, row, data, indices, a, b, x, S, U, H, UH, L, False)
         # cut rows: zero them, then add every share's carry (a row may span many shares)
         for c in range(parts):
             for s in range(2):
@@ -328,21 +337,15 @@ def _gather1(w, rows, i, x, out, col, S, masked, count):
 @njit(**_INLINE)
 def _gather_rows(w, rows, i0, nr, x, out, S, L):
     """Output rows i0 .. i0+nr (nr = 4, or 1 for the last rows) of w[rows] @ x, in strips
-    of S columns, then power-of-two strips and a masked last vector (as ``_row``)."""
+    of S columns, then one vector of L lanes at a time and a masked last vector."""
     n = x.shape[1]
     col = 0
     while col + S <= n:
         _gather_piece(w, rows, i0, nr, x, out, col, S, False, S)
         col += S
-    if S > 32 and col + 32 <= n:
-        _gather_piece(w, rows, i0, nr, x, out, col, 32, False, 32)
-        col += 32
-    if S > 16 and col + 16 <= n:
-        _gather_piece(w, rows, i0, nr, x, out, col, 16, False, 16)
-        col += 16
-    if L == 8 and S > 8 and col + 8 <= n:
-        _gather_piece(w, rows, i0, nr, x, out, col, 8, False, 8)
-        col += 8
+    while S > L and col + L <= n:
+        _gather_piece(w, rows, i0, nr, x, out, col, L, False, L)
+        col += L
     if col < n:
         _gather_piece(w, rows, i0, nr, x, out, col, L, True, n - col)
 
@@ -431,15 +434,9 @@ def bsr_tiles(S: int, L: int):
                     while col + S <= n:
                         _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, S, False, S)
                         col += S
-                    if S > 32 and col + 32 <= n:
-                        _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, 32, False, 32)
-                        col += 32
-                    if S > 16 and col + 16 <= n:
-                        _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, 16, False, 16)
-                        col += 16
-                    if L == 8 and S > 8 and col + 8 <= n:
-                        _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, 8, False, 8)
-                        col += 8
+                    while S > L and col + L <= n:
+                        _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, L, False, L)
+                        col += L
                     if col < n:
                         _bsr_piece(indptr, indices, blocks, bi, r, nr, x, out, col, L, True, n - col)
                     r += nr

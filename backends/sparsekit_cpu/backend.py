@@ -242,7 +242,7 @@ class CpuBackend(sparsekit.Backend):
             run = lambda: (K.bsr_spmv(bounds, indptr, indices, blocks, xv, ov), out)[1]  # noqa: E731
         else:
             name = "bsr.tiles"
-            f = T.bsr_tiles(lanes * max(1, self.machine.vector_registers // 8), lanes)
+            f = T.bsr_tiles(T.strip_plan(n, lanes, self.machine.vector_registers // 4)[0], lanes)
             run = lambda: f(bounds, indptr, indices, blocks, x, out)  # noqa: E731
         self._fixed("spmm", name)
         return _warm(run, _single(name, f"format bsr, {bh}x{bw} blocks"))

@@ -205,8 +205,9 @@ def params_for(name: str, facts: dict, machine) -> dict:
         return {"panel_width": facts["panel_width"]}
     if name == "gather.tiles":
         lanes = machine.lanes(facts["itemsize"])
-        # four rows x S columns of accumulators in half the registers
-        return {"S": lanes * max(1, machine.vector_registers // 8), "L": lanes}
+        # four rows x S columns of accumulators in half the registers, S no wider than X
+        S, _ = T.strip_plan(facts["n"], lanes, machine.vector_registers // 4)
+        return {"S": S, "L": lanes}
     if name == "gather.strided_blas":
         return {"stride": facts["stride"]}
     return {}
