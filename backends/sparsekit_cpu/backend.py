@@ -1,11 +1,23 @@
-"""``CpuBackend``: NumPy/OpenBLAS for the dense products, multithreaded Numba elsewhere.
+"""``CpuBackend``: an inspector-executor over explicit-SIMD Numba kernels and NumPy's BLAS.
+
+``prepare`` is an inspector (MKL's ``mkl_sparse_optimize``, OSKI): for CSR SpMM and
+GATHER_MM it measures the operand (``inspector.csr_facts``/``gather_facts``) next to
+the machine (``machine.detect``: cache sizes, vector width and registers, threads,
+calibrated limits), picks a strategy by the documented rules of ``inspector``
+(or the one remembered for this machine and problem class, or, with tuning on, the
+fastest of the shortlist: ``tuning``, ``wisdom``), and records it on the plan as
+``plan.strategy`` (a ``sparsekit.Strategy``: name, reason, facts, and its stable
+number in ``strategies.NAMES``). Formats with one way to run (BSR, N:M) and the
+other kernels record theirs too. ``force`` (a strategy name) overrides the choice,
+for tests and measurements.
 
 Everything that is not the kernel happens in ``prepare``: conversion to the
-layout a kernel wants (CSC for scatters, B transposed for SDDMM, input spikes as
+layout a strategy wants (``_layout``: CSR with uint16 columns, column panels, a
+merge-path split; CSC for scatters, B transposed for SDDMM, input spikes as
 per-step event lists), casts, output allocation, and one warm-up call that
 JIT-compiles the Numba kernel (or loads it from Numba's on-disk cache: only the
-first process to meet a kernel/dtype after a change to ``_kernels.py`` pays the
-compile, a few seconds) and faults the output's pages in.
+first process to meet a kernel/dtype/tile width after a change to the kernels
+pays the compile, a few seconds) and faults the output's pages in.
 ``run`` is the kernel alone and works in the problem's dtype.
 
 Threads
@@ -23,12 +35,14 @@ uses. They are kept from fighting like this:
   ``numba.set_num_threads``, which holds for the calling thread, so ``prepare``
   re-applies it: run a plan in the thread that prepared it.
 * One library computes at a time: no kernel of this backend runs Numba and BLAS
-  concurrently, and a plan never mixes parallel Numba with BLAS. After a call each
-  pool spins a while before sleeping (OpenBLAS for up to ~2^28 cycles, yielding;
-  libgomp ~300k spins), so a parallel Numba kernel right before an OpenBLAS call
-  finds its cores taken and vice versa: measured 2-10x slowdowns on 2 cores. Hence
-  GATHER_MM's row copy before its BLAS product is a serial Numba loop in the
-  calling thread (``_kernels.take_rows``).
+  concurrently, and a plan never alternates a parallel Numba kernel with BLAS. After a
+  call each pool spins a while before sleeping (OpenBLAS for up to ~2^28 cycles,
+  yielding; libgomp ~300k spins), so a parallel Numba kernel right before an OpenBLAS
+  call finds its cores taken and vice versa: measured 2-10x slowdowns on 2 cores.
+  Hence every strategy is either Numba alone (the register tiles, the dot products)
+  or BLAS alone, and ``gather.copy_blas``'s row copy before its BLAS product is a
+  serial Numba loop in the calling thread (``_kernels.take_rows``). Tuning idles
+  between candidates for the same reason (``tuning.SETTLE``).
 * Numba's threading layer is chosen deliberately: ``omp`` first (then
   ``workqueue``, then ``tbb``) unless ``NUMBA_THREADING_LAYER`` or
   ``NUMBA_THREADING_LAYER_PRIORITY`` says otherwise. Numba's own default would
@@ -49,7 +63,7 @@ import scipy
 import scipy.sparse as sp
 
 import sparsekit
-from sparsekit import Plan, Strategy, Unsupported
+from sparsekit import Plan, Strategy
 from sparsekit.kernels.moe import route
 from sparsekit.kernels.spmm import SpMM
 
