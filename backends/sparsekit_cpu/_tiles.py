@@ -224,17 +224,7 @@ def spmm_split(S: int, U: int, L: int):
                     continue
                 # one call site: the row kernel inlined once (twice doubled the compile time)
                 _row(target, row, data, indices, a, b, x, S, U, H, UH, L, False)
-        # cut rows: zero them, then add every share's carry (a row may span many shares)
-        for c in range(parts):
-            for s in range(2):
-                i = _cut_row(c, s, rows, pos, indptr)
-                if i >= 0:
-                    out[i] = 0
-        for c in range(parts):
-            for s in range(2):
-                i = _cut_row(c, s, rows, pos, indptr)
-                if i >= 0:
-                    out[i] += carry[c, s, 0]
+        _sum_cut_rows(rows, pos, indptr, out, carry[:, :, 0])
         return out
 
     return kernel
@@ -254,17 +244,26 @@ def spmv_split(rows, pos, indptr, indices, data, x, out, carry):
                 out[i] = s
             elif a < b:
                 carry[c, 0 if i == rows[c] else 1] = s
+    _sum_cut_rows(rows, pos, indptr, out, carry)
+    return out
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _sum_cut_rows(rows, pos, indptr, out, carry):
+    """After the parallel loop: each row a share cut is the sum of its shares' carries
+    (``carry[c, s]``: share c's first/last row, a scalar or a row), zeroed first since a
+    long row may span many shares."""
+    parts = len(rows) - 1
     for c in range(parts):
-        for s_ in range(2):
-            i = _cut_row(c, s_, rows, pos, indptr)
+        for s in range(2):
+            i = _cut_row(c, s, rows, pos, indptr)
             if i >= 0:
                 out[i] = 0
     for c in range(parts):
-        for s_ in range(2):
-            i = _cut_row(c, s_, rows, pos, indptr)
+        for s in range(2):
+            i = _cut_row(c, s, rows, pos, indptr)
             if i >= 0:
-                out[i] += carry[c, s_]
-    return out
+                out[i] += carry[c, s]
 
 
 @njit(inline="always", cache=True, nogil=True)
