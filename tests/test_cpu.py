@@ -74,13 +74,17 @@ CSR_CASES = [
     ("spmm.rows", 3, "float32", 300), ("spmm.rows", 100, "float32", 300), ("spmm.rows", 37, "float64", 300),
     ("spmm.panels", 3, "float32", 300), ("spmm.panels", 100, "float32", 300), ("spmm.panels", 37, "float64", 300),
     ("spmm.split", 3, "float32", 300), ("spmm.split", 100, "float32", 300), ("spmm.split", 37, "float64", 300),
+    ("spmv.bitmap", 1, "float32", 300), ("spmv.bitmap", 1, "float64", 300),
     ("spmv.rows", 1, "float32", 70001), ("spmv.panels", 1, "float32", 70001), ("spmv.split", 1, "float32", 70001),
+    ("spmv.bitmap", 1, "float32", 70001),
     ("spmm.rows", 3, "float32", 70001), ("spmm.panels", 3, "float32", 70001), ("spmm.split", 3, "float32", 70001),
 ]
 
 
 @pytest.mark.parametrize("name,n,dtype,k", CSR_CASES)
 def test_every_csr_strategy_is_right(cpu, name, n, dtype, k):
+    if name == "spmv.bitmap" and cpu.machine.vector_bytes < 64:
+        pytest.skip("spmv.bitmap needs AVX-512, which this host lacks")
     w = _hard_csr(41, k, 0.02 if k > 1000 else 0.1, seed=3)
     plan = _run(cpu, sk.make_problem("spmm", weights=w, n=n, dtype=dtype, seed=1), force=name)
     assert plan.strategy.name == name and plan.strategy.code == strategies.code(name)
@@ -225,6 +229,8 @@ def test_streamed_bytes_counts_what_the_layout_stores():
     assert strategies.streamed_bytes(rows) == 5000 * 6 + 101 * 4 + 1100 * 4
     assert strategies.streamed_bytes(panels) == 5000 * 6 + 4 * 101 * 4 + 1100 * 4
     assert strategies.streamed_bytes(sk.Strategy("spmm.rows", facts=facts)) is None
+    bitmap = sk.Strategy("spmv.bitmap", facts={**facts, "L": 16})
+    assert strategies.streamed_bytes(bitmap) == 5000 * 4 + 100 * 63 * 2 + 101 * 4 + 1100 * 4
 
 
 # -- the inspector's rules, on machines of other shapes ------------------------------------------
@@ -244,6 +250,29 @@ def test_spmv_panels_follow_the_l1d():
     assert inspector.choose_csr(_facts(w, 1, small), small).name == "spmv.rows"
     short = sp.random(64, 16384, density=0.005, format="csr", random_state=0)  # ~20 per row and panel
     assert inspector.choose_csr(_facts(short, 1, big), big).name == "spmv.rows"
+
+
+def test_dense_enough_spmv_is_a_bitmap_where_avx512_is():
+    w = sp.random(256, 1000, density=0.4, format="csr", random_state=0)
+    avx512, avx2 = _machine(), _machine(vector_bytes=32, vector_registers=16)
+    assert inspector.choose_csr(_facts(w, 1, avx512), avx512).name == "spmv.bitmap"
+    assert inspector.choose_csr(_facts(w, 1, avx2), avx2).name == "spmv.rows"
+    sparse = sp.random(256, 1000, density=0.05, format="csr", random_state=0)
+    assert inspector.choose_csr(_facts(sparse, 1, avx512), avx512).name == "spmv.rows"
+    data = w.data.copy()
+    data[3] = np.inf  # the bitmap multiplies zeros by neighbouring values: never with an inf among them
+    f = inspector.csr_facts(w.indptr, w.indices, w.shape, 1, 4, avx512, data)
+    assert inspector.choose_csr(f, avx512).name == "spmv.rows"
+    assert "finite" in inspector.applicable("spmv.bitmap", f, avx512)
+    assert "AVX-512" in inspector.applicable("spmv.bitmap", _facts(w, 1, avx2), avx2)
+
+
+def test_bitmap_layout():
+    w = sp.csr_matrix(np.array([[0, 1.0, 0, 0, 0, 0, 0, 0, 0, 2.0], [0] * 10, [3.0] + [0] * 9]))
+    masks, rowptr, values = _layout.bitmap(w, 8, np.float32)
+    assert masks.dtype == np.uint8 and masks.shape == (3, 2)
+    assert masks.tolist() == [[0b10, 0b10], [0, 0], [1, 0]]
+    assert values.tolist() == [1, 2, 3] + [0] * 8 and rowptr.tolist() == [0, 2, 2, 3]
 
 
 def test_spmm_panels_follow_the_l2():

@@ -69,6 +69,26 @@ def column_panels(w, width: int, dtype):
     return ptr, cols, dense(np.concatenate(vals), dtype), starts.astype(np.int64)
 
 
+def bitmap(w, lanes: int, dtype):
+    """(masks, rowptr, values) of W as a bitmap: ``masks[i, j]`` has bit b set when
+    W[i, lanes * j + b] is stored (uint16 masks for 16 lanes, uint8 for 8), ``values``
+    the row-major nonzeros followed by ``lanes`` zeros (a chunk's contiguous load may
+    run past the last one)."""
+    w = canonical_csr(w)
+    m, k = w.shape
+    chunks = -(-k // lanes)
+    masks = np.zeros((m, max(chunks, 1)), {16: np.uint16, 8: np.uint8}[lanes])
+    if w.nnz:
+        rows = np.repeat(np.arange(m, dtype=np.int64), np.diff(w.indptr))
+        key = rows * masks.shape[1] + w.indices // lanes
+        bits = np.left_shift(1, w.indices % lanes).astype(np.int64)
+        # one (row, chunk) per run of equal keys (indices are sorted): the run's bits summed
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        masks.reshape(-1)[key[starts]] = np.add.reduceat(bits, starts).astype(masks.dtype)
+    values = dense(np.concatenate([w.data, np.zeros(lanes, w.data.dtype)]), dtype)
+    return masks, index_array(w.indptr, max(w.nnz, 1)), values
+
+
 class CsrOperands:
     """W (CSR) and X of one product, with the derived layouts strategies ask for built once.
 
@@ -99,6 +119,16 @@ class CsrOperands:
 
         rows, pos = split_points(self.indptr, self.parts, row_cost=2.0)
         return rows, pos
+
+    def bitmap(self, lanes: int):
+        """``bitmap`` of W, and x padded with zeros to whole chunks of ``lanes``."""
+        key = ("bitmap", lanes)
+        if key not in self._panels:
+            masks, rowptr, values = bitmap(self.w, lanes, self.dtype)
+            xp = np.zeros(masks.shape[1] * lanes, self.dtype)
+            xp[: self.k] = self.x[:, 0]
+            self._panels[key] = masks, rowptr, values, xp
+        return self._panels[key]
 
     def panels(self, width: int):
         """``column_panels`` of W, ``width`` columns each (built once per width)."""

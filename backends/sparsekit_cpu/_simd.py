@@ -24,7 +24,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic, models, register_model
 
 __all__ = ["Vec", "vzero", "vsplat", "vload", "vload_n", "vstore", "vstore_n", "vfma", "vadd",
-           "vsum", "vindex", "vgather", "prefetch"]
+           "vsum", "vindex", "vgather", "vcompress", "popcount", "prefetch"]
 
 
 class Vec(types.Type):
@@ -262,6 +262,42 @@ def vgather(typingctx, a, base, iv):
                      [ptrs, ir.Constant(_I32, _align(a.dtype)), mask, ir.Constant(lt, ir.Undefined)])
 
     return vt(a, base, iv), codegen
+
+
+@intrinsic
+def vcompress(typingctx, v, mask):
+    """The lanes of ``v`` whose bit is set in the integer ``mask`` (lane l: bit l), packed
+    to the front in order, zeros after. AVX-512 only (``vcompressps``/``vcompresspd``,
+    register form); callers check ``Machine.vector_bytes >= 64``."""
+    if not (isinstance(v, Vec) and isinstance(mask, types.Integer) and v.lanes in (8, 16)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lt = args[0].type
+        m = builder.bitcast(_int_to(builder, args[1], lt.count), ir.VectorType(ir.IntType(1), lt.count))
+        return _call(builder, f"llvm.x86.avx512.mask.compress.{_suffix(lt)}", lt, [args[0], ir.Constant(lt, None), m])
+
+    return v(v, mask), codegen
+
+
+def _int_to(builder, value, bits: int):
+    w = value.type.width
+    if w > bits:
+        return builder.trunc(value, ir.IntType(bits))
+    return builder.zext(value, ir.IntType(bits)) if w < bits else value
+
+
+@intrinsic
+def popcount(typingctx, v):
+    """Set bits of an integer (one ``popcnt``), as int64."""
+    if not isinstance(v, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        t = args[0].type
+        return _int_to(builder, _call(builder, f"llvm.ctpop.i{t.width}", t, [args[0]]), 64)
+
+    return types.int64(v), codegen
 
 
 @intrinsic

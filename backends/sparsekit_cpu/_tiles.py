@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._kernels import _DOT, _sparse_dot
-from ._simd import vadd, vfma, vload, vload_n, vstore, vstore_n, vzero
+from ._simd import popcount, vadd, vcompress, vfma, vload, vload_n, vstore, vstore_n, vsum, vzero
 
 _PARALLEL = dict(parallel=True, cache=True, fastmath=False, nogil=True)
 _PARALLEL_DOT = dict(parallel=True, cache=True, fastmath=_DOT, nogil=True)
@@ -246,6 +246,49 @@ def spmv_split(rows, pos, indptr, indices, data, x, out, carry):
                 carry[c, 0 if i == rows[c] else 1] = s
     _sum_cut_rows(rows, pos, indptr, out, carry)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def spmv_bitmap(L: int):
+    """out = W @ x with W as a bitmap (``_layout.bitmap``): per row, one L-bit mask per
+    L-column chunk and the row's values packed. A chunk's mask picks its x values with one
+    register ``vcompress`` (packed to the front, zeros after) to meet the next values
+    loaded contiguously: no gather and no index, one bit of mask per column. The load
+    reads up to L - 1 values past the chunk's own, which the zeros of the compressed x
+    cancel (they are finite: the inspector checks; the values array and x are padded to
+    whole chunks). AVX-512 only (``vcompress``); four chunks per step, four partial sums."""
+
+    @njit(**_PARALLEL_DOT)
+    def kernel(bounds, masks, rowptr, vals, x, out):
+        kc = masks.shape[1]
+        for c in prange(len(bounds) - 1):
+            for i in range(bounds[c], bounds[c + 1]):
+                p = np.int64(rowptr[i])
+                a0 = vzero(x, L)
+                a1 = vzero(x, L)
+                a2 = vzero(x, L)
+                a3 = vzero(x, L)
+                j = 0
+                while j + 4 <= kc:
+                    m0, m1, m2, m3 = masks[i, j], masks[i, j + 1], masks[i, j + 2], masks[i, j + 3]
+                    p1 = p + popcount(m0)
+                    p2 = p1 + popcount(m1)
+                    p3 = p2 + popcount(m2)
+                    a0 = vfma(vcompress(vload(x, L * j, L), m0), vload(vals, p, L), a0)
+                    a1 = vfma(vcompress(vload(x, L * j + L, L), m1), vload(vals, p1, L), a1)
+                    a2 = vfma(vcompress(vload(x, L * j + 2 * L, L), m2), vload(vals, p2, L), a2)
+                    a3 = vfma(vcompress(vload(x, L * j + 3 * L, L), m3), vload(vals, p3, L), a3)
+                    p = p3 + popcount(m3)
+                    j += 4
+                while j < kc:
+                    m0 = masks[i, j]
+                    a0 = vfma(vcompress(vload(x, L * j, L), m0), vload(vals, p, L), a0)
+                    p += popcount(m0)
+                    j += 1
+                out[i] = vsum(vadd(vadd(a0, a1), vadd(a2, a3)))
+        return out
+
+    return kernel
 
 
 @njit(inline="always", cache=True, nogil=True)

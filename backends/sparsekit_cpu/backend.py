@@ -192,7 +192,7 @@ class CpuBackend(sparsekit.Backend):
             return f"it runs {S.KERNEL[self.force]}, not {kernel}"
         if self.force not in S.BUILDERS:
             return "it is its kernel's only strategy and chosen by format, not by the inspector"
-        return inspector.applicable(self.force, facts)
+        return inspector.applicable(self.force, facts, self.machine)
 
     def _fixed(self, kernel: str, name: str):
         """Check ``force`` for a kernel whose strategy follows from its format or is its only one."""
@@ -216,7 +216,8 @@ class CpuBackend(sparsekit.Backend):
         fmt = problem.params["format"]
         if fmt == "csr":
             op = CsrOperands(w, x, dt, self._chunks)
-            facts = inspector.csr_facts(op.indptr, op.indices, op.w.shape, op.n, op.dtype.itemsize, self.machine)
+            facts = inspector.csr_facts(op.indptr, op.indices, op.w.shape, op.n, op.dtype.itemsize, self.machine,
+                                        op.data)
             return self._decide(problem, inspector.choose_csr(facts, self.machine), op)
         x = dense(x, dt)
         n = x.shape[1]

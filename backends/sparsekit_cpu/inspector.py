@@ -12,8 +12,11 @@ gives any applicable strategy's parameters, for tuning and for forcing one in te
 Rules (thresholds are ratios to the machine's own figures, not host constants):
 
 * SpMV (n = 1) is bound by the gathers into x (Zen 4/5 cores do ~4 G gathered
-  nonzeros/s from L1, half that from L2). Column panels keep each panel's slice of x
-  in half the L1d; they pay once rows hold ``SPMV_PANEL_MIN_ROW`` nonzeros per panel
+  nonzeros/s from L1, half that from L2). From ``SPMV_BITMAP_MIN_DENSITY`` on, where
+  the machine has AVX-512, a bitmap needs no gather at all (one bit per column, x
+  picked by a register compress: 6.4 G nonzeros/s on one Zen 5 core at density 0.5,
+  even with gathers at 0.2). Otherwise column panels keep each panel's slice of x in
+  half the L1d; they pay once rows hold ``SPMV_PANEL_MIN_ROW`` nonzeros per panel
   (every panel re-reads the row pointers and adds into y again).
 * SpMM (n > 1) runs register tiles ``S`` columns wide (``_tiles.strip_plan``: half the
   vector registers). Column panels of ``panel_rows`` rows keep the rows of X they
@@ -40,6 +43,8 @@ from ._kernels import balanced_bounds
 
 #: SpMV column panels pay from this many nonzeros per row and panel (Zen 4: 41 lost 8%, 82 won 1.23x)
 SPMV_PANEL_MIN_ROW = 64
+#: SpMV as a bitmap from this density on (one Zen 5 core: 0.5 -> 1.6x, 0.3 -> 1.45x, 0.2 -> 1.0x the gathers)
+SPMV_BITMAP_MIN_DENSITY = 0.25
 #: SpMM column panels pay from this many nonzeros per row and panel (a tile reload per panel)
 SPMM_PANEL_MIN_ROW = 8
 #: nonzero split when the best row partition's largest range holds this x the mean work
@@ -69,8 +74,9 @@ def _band(value, lo, hi) -> bool:
 # -- CSR products ---------------------------------------------------------------------------------
 
 
-def csr_facts(indptr, indices, shape, n: int, itemsize: int, machine) -> dict:
-    """What the rules need to know about W (CSR) @ X with X of n columns."""
+def csr_facts(indptr, indices, shape, n: int, itemsize: int, machine, data=None) -> dict:
+    """What the rules need to know about W (CSR) @ X with X of n columns (``data``: W's
+    values, to know whether they are all finite)."""
     m, k = shape
     ptr = np.asarray(indptr, dtype=np.int64)
     lengths = np.diff(ptr)
@@ -95,6 +101,7 @@ def csr_facts(indptr, indices, shape, n: int, itemsize: int, machine) -> dict:
     else:
         facts["col_span"] = 0.0
     facts["x_bytes"] = k * n * itemsize
+    facts["finite"] = bool(data is None or np.isfinite(data).all())
     if n == 1:
         width = _pow2_floor(machine.l1d / 2) // itemsize
         facts["panel_width"] = width
@@ -122,6 +129,10 @@ def choose_csr(facts: dict, machine) -> Choice:
         pick = f"{kind}.split"
         why = (f"the best row partition leaves one of {facts['parts']} ranges {imb:.2f}x the mean work "
                f"(longest row {facts['row_max']} nonzeros, mean {facts['row_mean']:.0f}): split by nonzeros")
+    elif n == 1 and not applicable("spmv.bitmap", facts, machine) and facts["density"] >= SPMV_BITMAP_MIN_DENSITY:
+        pick = "spmv.bitmap"
+        why = (f"density {facts['density']:.2f} >= {SPMV_BITMAP_MIN_DENSITY}: a bit per column and the values packed, "
+               "x picked by AVX-512 compress instead of a gather per nonzero")
     elif n == 1:
         pick, why = _spmv_panels_or_rows(facts, machine)
     else:
@@ -132,6 +143,9 @@ def choose_csr(facts: dict, machine) -> Choice:
         cands.append(f"{kind}.split")
     if n == 1 and facts["k"] > facts["panel_width"] and _band(facts["row_per_panel"], SPMV_PANEL_MIN_ROW / 2, SPMV_PANEL_MIN_ROW * 2):
         cands += ["spmv.panels", "spmv.rows"]
+    if n == 1 and not applicable("spmv.bitmap", facts, machine) and _band(
+            facts["density"], SPMV_BITMAP_MIN_DENSITY / 2, SPMV_BITMAP_MIN_DENSITY * 2):
+        cands += ["spmv.bitmap", _spmv_panels_or_rows(facts, machine)[0]]
     if n > 1 and facts["k"] > facts["panel_rows"] and (
             _band(facts["x_bytes"], machine.l2 / 4, 2 * machine.l2)
             or _band(facts["row_per_panel"], SPMM_PANEL_MIN_ROW / 2, SPMM_PANEL_MIN_ROW * 2)):
@@ -203,6 +217,8 @@ def params_for(name: str, facts: dict, machine) -> dict:
         return {**_tile_params(facts, machine), "panel_rows": facts["panel_rows"]}
     if name == "spmv.panels":
         return {"panel_width": facts["panel_width"]}
+    if name == "spmv.bitmap":
+        return {"L": machine.lanes(facts["itemsize"])}
     if name == "gather.tiles":
         lanes = machine.lanes(facts["itemsize"])
         # four rows x S columns of accumulators in half the registers, S no wider than X
@@ -213,9 +229,14 @@ def params_for(name: str, facts: dict, machine) -> dict:
     return {}
 
 
-def applicable(name: str, facts: dict) -> str | None:
-    """Why strategy ``name`` cannot run this operand, or None when it can."""
+def applicable(name: str, facts: dict, machine=None) -> str | None:
+    """Why strategy ``name`` cannot run this operand (on ``machine``), or None when it can."""
     n = facts.get("n")
+    if name == "spmv.bitmap":
+        if machine is not None and machine.vector_bytes < 64:
+            return "spmv.bitmap needs AVX-512 (its register compress)"
+        if not facts.get("finite", True):
+            return "spmv.bitmap multiplies zeros by values past a chunk's own, so W must be finite"
     if name.startswith("spmv.") and n != 1:
         return f"{name} computes W @ x for one column; X has {n}"
     if name.startswith("spmm.") and n == 1:

@@ -37,6 +37,7 @@ NAMES = (
     "sparse_sparse.scatter",  # CSC x CSC: scatter only the effective MACs
     "lif.events",           # event-driven LIF, neuron slices in parallel
     "moe.grouped",          # routed tokens grouped per expert, one BLAS product each
+    "spmv.bitmap",          # CSR x vector, dense enough: a bit per column, values packed, no gather (AVX-512)
 )
 
 KERNEL = {name: {"dense": "dense_mm", "spmv": "spmm", "spmm": "spmm", "bsr": "spmm", "nm": "spmm",
@@ -74,6 +75,13 @@ def _spmv_split(op, p):
     carry = np.zeros((len(rows) - 1, 2), op.dtype)
     ip, ix, d = op.indptr, op.indices, op.data
     return lambda: (T.spmv_split(rows, pos, ip, ix, d, xv, ov, carry), op.out)[1]
+
+
+def _spmv_bitmap(op, p):
+    f = T.spmv_bitmap(p["L"])
+    masks, rowptr, values, xp = op.bitmap(p["L"])
+    b, ov = op.bounds, op.out.reshape(-1)
+    return lambda: (f(b, masks, rowptr, values, xp, ov), op.out)[1]
 
 
 def _spmm_rows(op, p):
@@ -126,7 +134,7 @@ def _gather_strided_blas(op, p):
 
 
 BUILDERS = {
-    "spmv.rows": _spmv_rows, "spmv.panels": _spmv_panels, "spmv.split": _spmv_split,
+    "spmv.rows": _spmv_rows, "spmv.panels": _spmv_panels, "spmv.split": _spmv_split, "spmv.bitmap": _spmv_bitmap,
     "spmm.rows": _spmm_rows, "spmm.panels": _spmm_panels, "spmm.split": _spmm_split,
     "gather.dot": _gather_dot, "gather.tiles": _gather_tiles, "gather.copy_blas": _gather_copy_blas,
     "gather.strided_blas": _gather_strided_blas,
@@ -149,11 +157,14 @@ def streamed_bytes(strategy) -> int | None:
     columns, or per panel), the row pointers once per panel, x and y once. None for
     strategies this model does not cover."""
     f, name = strategy.facts, strategy.name
-    if name not in ("spmv.rows", "spmv.panels", "spmv.split"):
+    if name not in ("spmv.rows", "spmv.panels", "spmv.split", "spmv.bitmap"):
         return None
     m, k, nnz, item = f["m"], f["k"], f["nnz"], f["itemsize"]
+    ptr = 4 if max(nnz, k) < 2**32 - 1 else 8
+    if name == "spmv.bitmap":  # values, one bit per column, row pointers, x and y
+        lanes = f["L"]
+        return nnz * item + m * -(-k // lanes) * (lanes // 8) + (m + 1) * ptr + (k + m) * item
     width = f["panel_width"] if name == "spmv.panels" else k
     panels = -(-k // width) if name == "spmv.panels" else 1
     index = 2 if width <= 2**16 else 4 if max(nnz, k) < 2**32 - 1 else 8
-    ptr = 4 if max(nnz, k) < 2**32 - 1 else 8
     return nnz * (item + index) + panels * (m + 1) * ptr + (k + m) * item
