@@ -293,6 +293,17 @@ def test_skewed_rows_are_split_by_nonzeros_on_several_threads():
     assert inspector.choose_csr(_facts(w, 64, one), one).name == "spmm.rows"  # one thread: nothing to balance
 
 
+def test_local_columns_need_no_panels():
+    # a band: each row's nonzeros within 200 columns of the diagonal, x and X far beyond the caches
+    m = k = 16384
+    band = sp.diags([np.ones(k)] * 9, offsets=list(range(-200, 201, 50)), shape=(m, k), format="csr")
+    mach = _machine()
+    f1 = _facts(band, 1, mach)
+    assert f1["col_span"] < 0.05
+    assert "local" in inspector.choose_csr(f1, mach).reason
+    assert inspector.choose_csr(_facts(band, 256, mach), mach).name == "spmm.rows"
+
+
 def test_register_tiles_follow_the_vector_registers():
     w = sp.random(64, 64, density=0.2, format="csr", random_state=0)
     avx512, avx2 = _machine(), _machine(vector_bytes=32, vector_registers=16)

@@ -22,6 +22,9 @@ Rules (thresholds are ratios to the machine's own figures, not host constants):
   vector registers). Column panels of ``panel_rows`` rows keep the rows of X they
   select in a quarter of L2; they pay when X outgrows half of L2 and rows keep
   ``SPMM_PANEL_MIN_ROW`` nonzeros per panel (each panel reloads and stores its tiles).
+* Column locality: where rows span only a small part of the columns on average
+  (``col_span``: banded or clustered masks), the part of x / X a row touches is what
+  must fit the cache, and panels would only add passes.
 * Skew: when even the best row partition (``parts`` ranges of equal nonzeros + rows)
   leaves one range ``SPLIT_IMBALANCE`` x the mean work (a few very long rows), the
   nonzeros are split instead (merge path), on more than one thread.
@@ -158,6 +161,9 @@ def _spmv_panels_or_rows(facts, machine):
     width, rpp = facts["panel_width"], facts["row_per_panel"]
     if facts["k"] <= width:
         return "spmv.rows", f"x ({facts['x_bytes']} B) fits half the L1d ({machine.l1d} B) whole"
+    if facts["col_span"] * facts["x_bytes"] <= machine.l1d / 2:
+        return "spmv.rows", (f"a row spans {facts['col_span']:.1%} of x's columns on average, which fits half "
+                             "the L1d: the columns are local, panels would only add passes")
     if rpp >= SPMV_PANEL_MIN_ROW:
         return "spmv.panels", (f"x outgrows half the L1d; panels of {width} columns keep its slice in L1 "
                                f"with {rpp:.0f} nonzeros per row and panel (>= {SPMV_PANEL_MIN_ROW})")
@@ -169,6 +175,9 @@ def _spmm_panels_or_rows(facts, machine):
     rows, rpp, xb = facts["panel_rows"], facts["row_per_panel"], facts["x_bytes"]
     if xb <= machine.l2 / 2:
         return "spmm.rows", f"X ({xb} B) fits half the L2 ({machine.l2} B): register tiles over whole rows"
+    if facts["col_span"] * xb <= machine.l2 / 2:
+        return "spmm.rows", (f"a row spans {facts['col_span']:.1%} of X's rows on average, which fit half the L2: "
+                             "the columns are local, panels would only add passes")
     if facts["k"] > rows and rpp >= SPMM_PANEL_MIN_ROW:
         return "spmm.panels", (f"X ({xb} B) outgrows half the L2; panels of {rows} rows of X keep them in L2 "
                                f"with {rpp:.0f} nonzeros per row and panel (>= {SPMM_PANEL_MIN_ROW})")
