@@ -1,13 +1,14 @@
-"""Register-tiled kernels of the ``cpu`` backend: SpMM across the columns of X, and
-GATHER_MM reading the selected rows of W in place.
+"""Explicit-SIMD kernels of the ``cpu`` backend: register-tiled SpMM across the columns
+of X (CSR, BSR), GATHER_MM reading the selected rows of W in place, the merge-path
+split for skewed rows, and the bitmap SpMV.
 
 An output tile lives in registers for a whole sparse loop (``_simd``): a strip of
 ``S`` columns of one output row is one ``<S x T>`` value, and each nonzero w[i, l]
 adds ``w[i, l] * X[l, j0:j0+S]`` to it with S / lanes FMAs whose X operand comes
 straight from memory. S is a power of two (LLVM splits those into registers
 cleanly and scalarises other widths); the columns past the last full strip go in
-smaller power-of-two strips and one masked vector of ``L`` lanes (a register), so
-no n needs a scalar tail and nothing past X's row is read. When a strip spans
+one half strip, single vectors of ``L`` lanes (a register) and a last masked one,
+so no n needs a scalar tail and nothing past X's row is read. When a strip spans
 fewer registers than the FMA pipes need in flight (latency x pipes, about 8),
 ``U`` partial tiles take alternate nonzeros and are summed at the end
 (reassociation: the checker's bound holds for any order).
