@@ -196,7 +196,6 @@ def test_nm_strategies(cpu, n, expect):
 def test_every_plan_says_what_it_runs(cpu):
     problems = {
         "dense.blas": sk.make_problem("dense_mm", m=20, k=20, n=4, dtype="float32", seed=0),
-        "sddmm.dots": sk.make_problem("sddmm", m=20, k=8, n=20, sparsity=0.8, dtype="float32", seed=0),
         "kwta.select": sk.make_problem("kwta", m=40, n=8, sparsity=0.8, dtype="float32", seed=0),
         "sparse_sparse.scatter": sk.make_problem("sparse_sparse", m=20, k=20, n=8, sparsity=0.8, dtype="float32", seed=0),
     }
@@ -209,6 +208,25 @@ def test_every_plan_says_what_it_runs(cpu):
                 cpu.prepare(p)
         finally:
             cpu.force = None
+
+
+@pytest.mark.parametrize("name", ["sddmm.dots", "sddmm.tiles", "sddmm.panels"])
+@pytest.mark.parametrize("k,dtype", [(5, "float32"), (37, "float32"), (128, "float32"), (37, "float64")])
+def test_every_sddmm_strategy_is_right(cpu, name, k, dtype):
+    # k = 5: shorter than a vector; 37: registers, single vectors and a masked tail
+    p = sk.make_problem("sddmm", m=60, k=k, n=3000, sparsity=0.9, dtype=dtype, seed=4)
+    p.inputs["mask"] = _hard_csr(60, 3000, 0.1, seed=5)  # empty rows and one full row in the mask
+    p._cache.clear()
+    _run(cpu, p, force=name)
+
+
+def test_sddmm_panels_follow_the_l2():
+    mach = _machine()
+    indptr = np.arange(4097) * 410
+    big = inspector.sddmm_facts(indptr, (4096, 4096), 128, 4, mach)  # B^T: 2 MiB
+    assert inspector.choose_sddmm(big, mach).name == "sddmm.panels"
+    assert inspector.choose_sddmm(big, _machine(l2=16 * 2**20)).name == "sddmm.tiles"
+    assert inspector.choose_sddmm(inspector.sddmm_facts(indptr, (4096, 512), 128, 4, mach), mach).name == "sddmm.tiles"
 
 
 def test_registry_is_stable_and_complete():

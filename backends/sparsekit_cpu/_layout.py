@@ -137,6 +137,29 @@ class CsrOperands:
         return self._panels[width]
 
 
+class SddmmOperands:
+    """A (m x k), B transposed (n x k: both operands of every dot product contiguous; B's
+    layout is the backend's choice, like W's format), the mask's CSR pattern, the output."""
+
+    def __init__(self, a, b, mask, dtype, parts: int):
+        self.a = dense(a, dtype)
+        self.bt = dense(np.asarray(b).T, dtype)
+        self.indptr, self.indices, _ = csr_arrays(mask, dtype)
+        self.dtype = np.dtype(dtype)
+        self.shape = (self.a.shape[0], self.bt.shape[0])
+        self.out = np.empty(len(self.indices), dtype)
+        self.parts = parts
+
+    @functools.cached_property
+    def bounds(self):
+        from ._kernels import balanced_bounds
+
+        return balanced_bounds(self.indptr, self.parts, row_cost=0.5)
+
+    def cuts(self, width):
+        return row_cuts(self.indptr, self.indices, self.shape[1], width)
+
+
 class GatherOperands:
     """W (dense, m x k), the selected rows and X (k x n) of one GATHER_MM, and its output."""
 
@@ -147,3 +170,16 @@ class GatherOperands:
         self.dtype = np.dtype(dtype)
         self.n = self.x.shape[1]
         self.out = np.empty((len(self.rows), self.n), dtype)
+
+
+def row_cuts(indptr, indices, n_cols: int, width: int | None) -> np.ndarray:
+    """(panels + 1) x m positions splitting each CSR row at the column panels ``width``
+    wide (rows are sorted, so a panel's part of a row is contiguous); None: one panel."""
+    ptr = np.asarray(indptr, dtype=np.int64)
+    m = len(ptr) - 1
+    if width is None or width >= n_cols:
+        return np.vstack([ptr[:-1], ptr[1:]])
+    rows = np.repeat(np.arange(m, dtype=np.int64), np.diff(ptr))
+    key = rows * n_cols + np.asarray(indices, dtype=np.int64)
+    starts = np.append(np.arange(0, n_cols, width), n_cols)
+    return np.searchsorted(key, np.arange(m, dtype=np.int64)[None, :] * n_cols + starts[:, None]).astype(np.int64)

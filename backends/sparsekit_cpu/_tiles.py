@@ -486,3 +486,47 @@ def bsr_tiles(S: int, L: int):
         return out
 
     return kernel
+
+
+# -- SDDMM: a row of A held in registers against the selected rows of B^T -------------------------
+
+
+@njit(**_INLINE)
+def _row_dot(a, ia, bt, jb, k, av, S, L):
+    """a.flat[ia:ia+k] . bt.flat[jb:jb+k], the first S terms against ``av`` (those values of a,
+    already in registers), the rest a vector at a time and a masked last one."""
+    s = a.dtype.type(0)
+    col = 0
+    if S <= k:
+        s = vsum(vfma(vload(bt, jb, S), av, vzero(a, S)))
+        col = S
+    acc = vzero(a, L)
+    while col + L <= k:
+        acc = vfma(vload(bt, jb + col, L), vload(a, ia + col, L), acc)
+        col += L
+    if col < k:
+        acc = vfma(vload_n(bt, jb + col, L, k - col), vload_n(a, ia + col, L, k - col), acc)
+    return s + vsum(acc)
+
+
+@functools.lru_cache(maxsize=None)
+def sddmm_tiles(S: int, L: int):
+    """out[p] = a[i] . bt[j] for each mask nonzero p = (i, j) in CSR order. A's row stays in
+    registers (its first S values) across the row's nonzeros; ``cuts`` (panels + 1 x m)
+    split each row's positions by column panels of B^T (``cuts[q, i]`` .. ``cuts[q+1, i]``),
+    taken one after another so the rows of B^T a panel selects stay in L2 (one panel:
+    ``cuts`` = the row pointers' starts and ends)."""
+
+    @njit(**_PARALLEL_DOT)
+    def kernel(bounds, cuts, indices, a, bt, out):
+        k = a.shape[1]
+        for c in prange(len(bounds) - 1):
+            for q in range(cuts.shape[0] - 1):
+                for i in range(bounds[c], bounds[c + 1]):
+                    ia = np.int64(i) * k
+                    av = vload(a, ia, S) if S <= k else vzero(a, S)
+                    for p in range(np.int64(cuts[q, i]), np.int64(cuts[q + 1, i])):
+                        out[p] = _row_dot(a, ia, bt, np.int64(indices[p]) * k, k, av, S, L)
+        return out
+
+    return kernel

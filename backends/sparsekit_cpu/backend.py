@@ -73,7 +73,7 @@ from . import _tiles as T
 from . import inspector, machine, tuning, wisdom
 from .machine import cpu_description
 from . import strategies as S
-from ._layout import CsrOperands, GatherOperands, canonical_csr, column_array, csr_arrays, dense, index_array
+from ._layout import CsrOperands, GatherOperands, SddmmOperands, canonical_csr, column_array, csr_arrays, dense, index_array
 
 if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
     # chosen before the first parallel kernel runs (see "Threads" above)
@@ -265,17 +265,10 @@ class CpuBackend(sparsekit.Backend):
     # -- sddmm ----------------------------------------------------------------------
 
     def _prepare_sddmm(self, problem):
-        dt = problem.dtype
-        self._fixed("sddmm", "sddmm.dots")
-        a = dense(problem.inputs["a"], dt)
-        # B's layout is the backend's choice, like W's format: column-major B makes
-        # both operands of each dot product contiguous
-        bt = dense(problem.inputs["b"].T, dt)
-        indptr, indices, _ = csr_arrays(problem.inputs["mask"], dt)
-        bounds = K.balanced_bounds(indptr, self._chunks, row_cost=0.5)
-        out = np.empty(len(indices), dt)
-        return _warm(lambda: K.sddmm(bounds, indptr, indices, a, bt, out),
-                     _single("sddmm.dots", "one contiguous dot product per mask nonzero (B transposed)"))
+        op = SddmmOperands(problem.inputs["a"], problem.inputs["b"], problem.inputs["mask"], problem.dtype,
+                           self._chunks)
+        facts = inspector.sddmm_facts(op.indptr, op.shape, op.a.shape[1], op.dtype.itemsize, self.machine)
+        return self._decide(problem, inspector.choose_sddmm(facts, self.machine), op)
 
     # -- gather_mm --------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ Rules (thresholds are ratios to the machine's own figures, not host constants):
 * Skew: when even the best row partition (``parts`` ranges of equal nonzeros + rows)
   leaves one range ``SPLIT_IMBALANCE`` x the mean work (a few very long rows), the
   nonzeros are split instead (merge path), on more than one thread.
+* SDDMM: each row of A stays in registers across its mask nonzeros; B^T in column
+  panels that stay in L2 when it outgrows half of L2 (``SDDMM_PANEL_MIN_ROW``).
 * GATHER_MM: n = 1 is a set of dot products (``gather.dot``). Otherwise the rows are
   read in place by register tiles four rows high, never copied, where the machine
   has AVX-512's 32 wide registers (here they run ~2x OpenBLAS's AVX2 kernel); with
@@ -50,6 +52,8 @@ SPMV_PANEL_MIN_ROW = 64
 SPMV_BITMAP_MIN_DENSITY = 0.25
 #: SpMM column panels pay from this many nonzeros per row and panel (a tile reload per panel)
 SPMM_PANEL_MIN_ROW = 8
+#: SDDMM panels of B^T pay from this many mask nonzeros per row and panel (Zen 5: 102 won 1.18x)
+SDDMM_PANEL_MIN_ROW = 8
 #: nonzero split when the best row partition's largest range holds this x the mean work
 SPLIT_IMBALANCE = 1.25
 #: row ranges per thread (prange hands each thread an equal count of them)
@@ -215,6 +219,35 @@ def choose_gather(facts: dict, machine) -> Choice:
     return Choice(pick, params_for(pick, facts, machine), why, cands, facts)
 
 
+# -- SDDMM ----------------------------------------------------------------------------------------
+
+
+def sddmm_facts(indptr, shape, k: int, itemsize: int, machine) -> dict:
+    m, n = shape
+    nnz = int(indptr[-1]) if m else 0
+    rows = max(16, _pow2_floor(machine.l2 / 4 / max(k * itemsize, 1)))
+    return {"m": m, "k": k, "n": n, "nnz": nnz, "itemsize": itemsize, "density": nnz / max(m * n, 1),
+            "bt_bytes": n * k * itemsize, "panel_rows": rows,
+            "row_per_panel": nnz / max(m, 1) / max(1, -(-n // rows))}
+
+
+def choose_sddmm(facts: dict, machine) -> Choice:
+    """A's row in registers always; B^T in column panels when it outgrows half of L2 and rows
+    keep ``SDDMM_PANEL_MIN_ROW`` mask nonzeros per panel (a panel reloads A's row)."""
+    bt, rpp = facts["bt_bytes"], facts["row_per_panel"]
+    if bt > machine.l2 / 2 and rpp >= SDDMM_PANEL_MIN_ROW:
+        pick, why = "sddmm.panels", (f"B^T ({bt} B) outgrows half the L2: panels of {facts['panel_rows']} of its rows "
+                                     f"stay in L2, {rpp:.0f} mask nonzeros per row and panel")
+    else:
+        pick, why = "sddmm.tiles", (f"B^T ({bt} B) fits half the L2" if bt <= machine.l2 / 2 else
+                                    f"panels would leave {rpp:.1f} mask nonzeros per row and panel") + \
+            ": A's row in registers against whole rows"
+    cands = [pick]
+    if _band(bt, machine.l2 / 4, 2 * machine.l2) or _band(rpp, SDDMM_PANEL_MIN_ROW / 2, SDDMM_PANEL_MIN_ROW * 2):
+        cands += ["sddmm.panels", "sddmm.tiles"]
+    return Choice(pick, params_for(pick, facts, machine), why, tuple(dict.fromkeys(cands)), facts)
+
+
 # -- parameters of any strategy -------------------------------------------------------------------
 
 
@@ -235,6 +268,10 @@ def params_for(name: str, facts: dict, machine) -> dict:
         return {"S": S, "L": lanes}
     if name == "gather.strided_blas":
         return {"stride": facts["stride"]}
+    if name in ("sddmm.tiles", "sddmm.panels"):
+        lanes = machine.lanes(facts["itemsize"])
+        S, _ = T.strip_plan(facts["k"], lanes, machine.vector_registers)
+        return {"S": S, "L": lanes, **({"panel_rows": facts["panel_rows"]} if name == "sddmm.panels" else {})}
     return {}
 
 

@@ -32,12 +32,14 @@ NAMES = (
     "gather.tiles",         # W[rows] @ X: 4-row register tiles reading the rows in place
     "gather.copy_blas",     # W[rows] copied into a buffer, then BLAS
     "gather.strided_blas",  # rows equally spaced: BLAS reads them in place through a strided view
-    "sddmm.dots",           # mask-only SDDMM, contiguous dot products (B transposed)
+    "sddmm.dots",           # mask-only SDDMM, contiguous dot products (B transposed), auto-vectorised
     "kwta.select",          # banded quickselect per column
     "sparse_sparse.scatter",  # CSC x CSC: scatter only the effective MACs
     "lif.events",           # event-driven LIF, neuron slices in parallel
     "moe.grouped",          # routed tokens grouped per expert, one BLAS product each
     "spmv.bitmap",          # CSR x vector, dense enough: a bit per column, values packed, no gather (AVX-512)
+    "sddmm.tiles",          # mask-only SDDMM, A's row held in registers across the row's nonzeros
+    "sddmm.panels",         # ... with B^T in column panels that stay in L2
 )
 
 KERNEL = {name: {"dense": "dense_mm", "spmv": "spmm", "spmm": "spmm", "bsr": "spmm", "nm": "spmm",
@@ -133,11 +135,26 @@ def _gather_strided_blas(op, p):
     return lambda: np.matmul(view, x, out=out)
 
 
+# -- SDDMM (operands: _layout.SddmmOperands) --------------------------------------------------------
+
+
+def _sddmm_dots(op, p):
+    b, ip, ix, a, bt, out = op.bounds, op.indptr, op.indices, op.a, op.bt, op.out
+    return lambda: K.sddmm(b, ip, ix, a, bt, out)
+
+
+def _sddmm_tiles(op, p):
+    f = T.sddmm_tiles(p["S"], p["L"])
+    b, cuts, ix, a, bt, out = op.bounds, op.cuts(p.get("panel_rows")), op.indices, op.a, op.bt, op.out
+    return lambda: f(b, cuts, ix, a, bt, out)
+
+
 BUILDERS = {
     "spmv.rows": _spmv_rows, "spmv.panels": _spmv_panels, "spmv.split": _spmv_split, "spmv.bitmap": _spmv_bitmap,
     "spmm.rows": _spmm_rows, "spmm.panels": _spmm_panels, "spmm.split": _spmm_split,
     "gather.dot": _gather_dot, "gather.tiles": _gather_tiles, "gather.copy_blas": _gather_copy_blas,
     "gather.strided_blas": _gather_strided_blas,
+    "sddmm.dots": _sddmm_dots, "sddmm.tiles": _sddmm_tiles, "sddmm.panels": _sddmm_tiles,
 }
 
 
