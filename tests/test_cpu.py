@@ -260,13 +260,14 @@ def _facts(w, n, mach, itemsize=4):
 
 
 def test_spmv_panels_follow_the_l1d():
-    w = sp.random(64, 16384, density=0.1, format="csr", random_state=0)  # ~410 nonzeros per row and 16 KiB panel
+    w = sp.random(64, 16384, density=0.1, format="csr", random_state=0)  # ~820 nonzeros per row and 32 KiB panel
     big, small = _machine(l1d=48 * 1024), _machine(l1d=256 * 1024)
-    assert _facts(w, 1, big)["panel_width"] == 4096
+    assert _facts(w, 1, big)["panel_width"] == 8192  # 32 KiB: a power of two within 2/3 of 48 KiB
+    assert _facts(w, 1, _machine(l1d=32 * 1024))["panel_width"] == 4096
     assert inspector.choose_csr(_facts(w, 1, big), big).name == "spmv.panels"
     # x (64 KiB) within half a 256 KiB L1d: no panels
     assert inspector.choose_csr(_facts(w, 1, small), small).name == "spmv.rows"
-    short = sp.random(64, 16384, density=0.005, format="csr", random_state=0)  # ~20 per row and panel
+    short = sp.random(64, 16384, density=0.003, format="csr", random_state=0)  # ~25 per row and panel
     assert inspector.choose_csr(_facts(short, 1, big), big).name == "spmv.rows"
 
 
@@ -345,10 +346,10 @@ def test_gather_rule_follows_the_vector_width():
 
 
 def test_uncertain_cases_have_a_shortlist():
-    w = sp.random(64, 16384, density=0.01, format="csr", random_state=0)  # ~41 nonzeros per row and panel
+    w = sp.random(512, 16384, density=0.005, format="csr", random_state=0)  # ~41 nonzeros per row and panel
     mach = _machine()
     c = inspector.choose_csr(_facts(w, 1, mach), mach)
-    assert set(c.candidates) == {"spmv.panels", "spmv.rows"} and c.candidates[0] == c.name
+    assert {"spmv.panels", "spmv.rows"} <= set(c.candidates) and c.candidates[0] == c.name
 
 
 # -- the machine ------------------------------------------------------------------------------
