@@ -219,6 +219,14 @@ def _row(rows, target, threshold, cpu, met, command, peers=None, base=None, stra
                      strategy=strategy, command=command, **extra))
 
 
+def _tuned(st: dict, values: dict) -> str | None:
+    """With --tune: the tuned strategy, and its figure where it differs from the model's."""
+    if TUNED is None:
+        return None
+    name = st.get("cpu+tuned", "?")
+    return f"{name} ({values['cpu+tuned']:.2f})" if "cpu+tuned" in values else f"{name} (same)"
+
+
 def _fmt_be(be) -> str:
     return str(be)
 
@@ -249,6 +257,8 @@ def t_spmm(args, torch, rows):
             t = compare(c, args.rounds, args.min_time)
             for k in speed:
                 speed[k].append(1.0 / ratio_to_best(t, k, dense))
+            if "cpu+tuned" in c:  # tuning picked another strategy: its time beside the model's
+                st["cpu+tuned"] += f" ({1.0 / ratio_to_best(t, 'cpu+tuned', dense):.2f}x dense)"
             fastest = min(dense, key=lambda d: med(t, d))
             print(f"  spmm n={n} s={s}: dense " + ", ".join(f"{d[6:]} {med(t, d)*1e3:.2f}" for d in dense)
                   + " ms; speedup vs fastest dense: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in speed.items())
@@ -325,6 +335,7 @@ def t_spmv(args, torch, rows):
          "python tools/cpu_targets.py --only spmv  (sparsekit run spmm --shape 16384x16384x1 --sparsity 0.9)",
          peers={k: f"{v:.2f}" for k, v in frac.items() if k in ("scipy", "torch")},
          base=f"{frac[BASE[0]]:.2f}" if BASE else None, strategy=st["cpu"],
+         tuned=_tuned(st, frac),
          read_GBps=round(ref / 1e9, 1), cpu_GBps=round(streamed["cpu"] / med(t, "cpu") / 1e9, 1),
          cpu_streamed_MB=round(streamed["cpu"] / 1e6, 1))
 
@@ -376,7 +387,8 @@ def t_gather(args, torch, rows):
         _row(rows, f"gather_mm 1000/20000 rows, k=1000, n={n}: time / the fastest dense 1000x1000", f"<= {target}",
              f"{r['cpu']:.2f}", r["cpu"] <= target, f"sparsekit run gather_mm --shape 20000x1000x{n} --sparsity 0.95",
              peers={"numpy W[idx] @ x": f"{r['numpy']:.2f}", **({"torch index_select+mm": f"{r['torch']:.2f}"} if torch else {})},
-             base=f"{r[BASE[0]]:.2f}" if BASE else None, strategy=st["cpu"])
+             base=f"{r[BASE[0]]:.2f}" if BASE else None, strategy=st["cpu"],
+             tuned=_tuned(st, r))
         asv = _selector_asv(n, args)
         if asv:
             _row(rows, f"asv Selector.time_layer n={n}, cpu: selected / dense_1000 (the suite's own timing)",
@@ -410,7 +422,7 @@ def t_dlmc(args, torch, rows):
         print("  dlmc: torch not importable, skipped")
         return
     rounds = max(3, args.rounds - 2)
-    results = []
+    results, changed = [], []
     for label, kw in dlmc_problems(256):
         p = sk.make_problem("spmm", dtype="float32", seed=0, format="csr", **kw)
         w, x = p.inputs["w"].astype(np.float32), np.ascontiguousarray(p.inputs["x"], np.float32)
@@ -423,8 +435,13 @@ def t_dlmc(args, torch, rows):
         r = ratio(t, "cpu", "torch")
         rb = ratio(t, BASE[0], "torch") if BASE else None
         results.append((r, label, med(t, "cpu"), med(t, "torch"), rb, st["cpu"]))
+        tuned = (f"; tuned: {st['cpu+tuned']}" + (f" {ratio(t, 'cpu+tuned', 'torch'):.2f}" if "cpu+tuned" in c else "")
+                 if "cpu+tuned" in st else "")
+        if "cpu+tuned" in c:
+            changed.append(f"{label}: {st['cpu']} -> {st['cpu+tuned']}")
         print(f"  dlmc {label} {w.shape}: cpu {med(t, 'cpu')*1e3:.3f} ms, torch {med(t, 'torch')*1e3:.3f} ms,"
-              f" cpu/torch {r:.2f}" + (f", {BASE[0]}/torch {rb:.2f}" if BASE else "") + f"; {st['cpu']}", flush=True)
+              f" cpu/torch {r:.2f}" + (f", {BASE[0]}/torch {rb:.2f}" if BASE else "") + f"; {st['cpu']}{tuned}",
+              flush=True)
     worst = max(results)
     median = float(np.median([r[0] for r in results]))
     strategies = sorted({r[5] for r in results})
@@ -432,7 +449,8 @@ def t_dlmc(args, torch, rows):
          "<= 0.9", f"{worst[0]:.2f} ({worst[1]}: {worst[2]*1e3:.3f} vs {worst[3]*1e3:.3f} ms)", worst[0] <= 0.9,
          "SPARSEKIT_DLMC_DIR=/work/shared/data/dlmc python tools/cpu_targets.py --only dlmc",
          peers={"torch.sparse CSR": "1"}, base=(f"{max(r[4] for r in results):.2f} worst" if BASE else None),
-         strategy=", ".join(strategies), per_matrix={r[1]: round(r[0], 3) for r in results})
+         strategy=", ".join(strategies), per_matrix={r[1]: round(r[0], 3) for r in results},
+         tuned=changed if TUNED is not None else None)
 
 
 def t_sddmm(args, torch, rows):
@@ -482,7 +500,8 @@ def _vs_best(args, rows, problem, peers, label, command):
     print(f"  {label}: " + ", ".join(f"{k} {med(t, k)*1e3:.3f} ms" for k in c), flush=True)
     _row(rows, f"{label}: cpu time / the fastest peer ({best})", "<= 0.8", f"{r[best]:.2f}", r[best] <= 0.8, command,
          peers={k: f"{med(t, k)*1e3:.3f} ms" for k in peers},
-         base=f"{ratio(t, BASE[0], best):.2f}" if BASE else None, strategy=st["cpu"])
+         base=f"{ratio(t, BASE[0], best):.2f}" if BASE else None, strategy=st["cpu"],
+         tuned=_tuned(st, {"cpu+tuned": ratio(t, "cpu+tuned", best)} if "cpu+tuned" in c else {}))
 
 
 #: the default asv grid's problems whose cpu strategy this work changed (as of the AMD EPYC
@@ -609,12 +628,14 @@ def main(argv=None) -> int:
     for s in only:
         print(f"[{s}]", flush=True)
         globals()[f"t_{s}"](args, torch, rows)
-    cols = ["target", "threshold", "cpu"] + ([BASE[0]] if BASE else []) + ["peers (same run)", "met", "cpu strategy"]
+    cols = (["target", "threshold", "cpu"] + ([BASE[0]] if BASE else []) + ["peers (same run)", "met", "cpu strategy"]
+            + (["tuned"] if TUNED is not None else []))
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         peers = "; ".join(f"{k} {v}" for k, v in r["peers"].items())
-        cells = [r["target"], r["threshold"], r["cpu"]] + ([r["base"] or "-"] if BASE else []) + [peers, met, r["strategy"] or "-"]
+        cells = ([r["target"], r["threshold"], r["cpu"]] + ([r["base"] or "-"] if BASE else []) + [peers, met, r["strategy"] or "-"]
+                 + ([r.get("tuned") or "-"] if TUNED is not None else []))
         print("| " + " | ".join(str(c) for c in cells) + " |")
     print(f"\n{sum(r['met'] is True for r in rows)} of {len(rows)} targets met; {time.time() - started:.0f} s")
     if args.json:
