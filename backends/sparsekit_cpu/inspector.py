@@ -15,7 +15,7 @@ Rules (thresholds are ratios to the machine's own figures, not host constants):
   nonzeros/s from L1, half that from L2). From ``SPMV_BITMAP_MIN_DENSITY`` on, where
   the machine has AVX-512, a bitmap needs no gather at all (one bit per column, x
   picked by a register compress: 6.4 G nonzeros/s on one Zen 5 core at density 0.5,
-  even with gathers at 0.2). Otherwise column panels keep each panel's slice of x in
+  1.26x the gathers at 0.2, 0.43x at 0.1). Otherwise column panels keep each panel's slice of x in
   two thirds of the L1d; they pay once rows hold ``SPMV_PANEL_MIN_ROW`` nonzeros per
   panel (every panel re-reads the row pointers and adds into y again).
 * SpMM (n > 1) runs register tiles ``S`` columns wide (``_tiles.strip_plan``: half the
@@ -48,8 +48,10 @@ from ._kernels import balanced_bounds
 
 #: SpMV column panels pay from this many nonzeros per row and panel (Zen 4: 41 lost 8%, 82 won 1.23x)
 SPMV_PANEL_MIN_ROW = 64
-#: SpMV as a bitmap from this density on (one Zen 5 core: 0.5 -> 1.6x, 0.3 -> 1.45x, 0.2 -> 1.0x the gathers)
-SPMV_BITMAP_MIN_DENSITY = 0.25
+#: SpMV as a bitmap from this density on (4096^2, one Zen 5 core, bitmap against gathers:
+#: 0.5 -> 1.6x, 0.3 -> 1.45x, 0.2 -> 1.26x, 0.1 -> 0.43x; the crossover lies between 0.1
+#: and 0.2, and tuning settles the band around it)
+SPMV_BITMAP_MIN_DENSITY = 0.18
 #: SpMM column panels pay from this many nonzeros per row and panel (a tile reload per panel)
 SPMM_PANEL_MIN_ROW = 8
 #: SDDMM panels of B^T pay from this many mask nonzeros per row and panel (Zen 5: 102 won 1.18x)
