@@ -1,7 +1,7 @@
 """Operand layouts of the ``cpu`` backend: how ``prepare`` stores W and its indices.
 
-Index arrays are as small as their values allow (``_index``: uint32, else int64;
-``_columns``: uint16 CSR column indices when W has at most 65536 columns), since
+Index arrays are as small as their values allow (``index_array``: uint32, else int64;
+``column_array``: uint16 CSR column indices when W has at most 65536 columns), since
 SpMV streams values and indices and nothing else, and an unsigned index spares
 Numba its negative-index wraparound test on every access.
 """

@@ -184,7 +184,7 @@ def spmm_rows(S: int, U: int, L: int):
 
 @functools.lru_cache(maxsize=None)
 def spmm_panels(S: int, U: int, L: int):
-    """out = W @ x with W cut into column panels (``backend._panels``): a thread takes its
+    """out = W @ x with W cut into column panels (``_layout.column_panels``): a thread takes its
     row range through one panel after another, so the rows of x that panel selects stay
     in L2 while it is in use; panel q > 0 adds onto the tiles the previous panels left."""
     H, UH = _half(S, L)
