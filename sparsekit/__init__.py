@@ -22,7 +22,7 @@ from ._errors import (
     UnknownKernelError,
     Unsupported,
 )
-from .backend import Backend, BackendInfo, Plan
+from .backend import Backend, BackendInfo, Plan, Strategy
 from .kernels import check, compulsory_bytes, get_kernel, kernels, make_problem, ops, reference
 from .metrics import BreakEven, break_even
 from .problem import Problem
@@ -31,7 +31,7 @@ from .registry import BackendRecord, backend, backends
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "BackendInfo", "BackendRecord", "BackendUnavailable", "BreakEven", "Plan", "Problem",
+    "Backend", "BackendInfo", "BackendRecord", "BackendUnavailable", "BreakEven", "Plan", "Problem", "Strategy",
     "SparsekitError", "UnknownBackendError", "UnknownKernelError", "Unsupported",
     "backend", "backends", "break_even", "check", "compulsory_bytes", "get_kernel", "kernels",
     "make_problem", "ops", "reference",

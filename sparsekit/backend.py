@@ -36,20 +36,45 @@ class BackendInfo:
     versions: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """What an inspecting ``prepare`` chose for a problem, and why (MKL's inspector-executor,
+    OSKI): ``name`` of the kernel/strategy, ``reason`` in a sentence, ``facts`` it looked at
+    (matrix and machine properties, tuning times), and ``code``, the backend's stable number
+    for ``name`` (so that asv can store the choice as a number), or None."""
+
+    name: str
+    reason: str = ""
+    facts: dict = field(default_factory=dict)
+    code: int | None = None
+
+    def __str__(self) -> str:
+        facts = ", ".join(f"{k}={_fmt_fact(v)}" for k, v in self.facts.items())
+        return f"{self.name}: {self.reason}" + (f" [{facts}]" if facts else "")
+
+
+def _fmt_fact(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 class Plan:
     """A prepared kernel call on resident data.
 
     ``run`` executes the kernel and must not return before the device has finished
     (synchronise inside it); its return value is kept device-side. ``fetch`` turns
     that into a host ndarray and is only used by ``result()``, never timed.
+    ``strategy``: what the backend chose and why (a ``Strategy``), or None when it
+    does not say.
     """
 
-    def __init__(self, run: Callable[[], object], fetch: Callable[[object], np.ndarray] | None = None, close=None):
+    def __init__(self, run: Callable[[], object], fetch: Callable[[object], np.ndarray] | None = None, close=None,
+                 strategy: Strategy | None = None):
         self._run = run
         self._fetch = fetch
         self._close = close
         self._out = None
         self._ran = False
+        self.strategy = strategy
 
     def __call__(self) -> None:
         self._out = self._run()

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 __all__ = [
-    "CacheSizes", "asv_machine_entry", "cache_dir", "cache_sizes", "cached_probe", "cpu_count", "cpu_description",
+    "CacheSizes", "asv_machine_entry", "cache_dir", "cache_sizes", "cached_probe", "read_cache_sizes", "cpu_count", "cpu_description",
     "cpu_model", "cpuid", "dist_version", "machine_name", "microarchitecture", "parse_probe_output",
     "probe_cache_path", "probe_key", "run_probe_subprocess", "stream_pass", "thread_policy",
 ]
@@ -167,7 +167,10 @@ def thread_policy() -> int:
 
 
 class CacheSizes(dict):
-    """Bytes per cache level: ``l1d`` and ``l2`` of one core, ``llc`` the largest (shared) level."""
+    """Bytes per cache level: ``l1d`` and ``l2`` of one core, ``llc`` the largest (shared) level;
+    ``assumed`` names the levels sysfs did not give (a default stands in for them)."""
+
+    assumed: tuple = ()
 
     @property
     def l1d(self) -> int:
@@ -184,13 +187,13 @@ class CacheSizes(dict):
 
 #: assumed when sysfs cannot say (a common server core)
 _DEFAULT_CACHES = {"l1d": 32 << 10, "l2": 1 << 20, "llc": 32 << 20}
+_CACHE_ROOT = "/sys/devices/system/cpu/cpu0/cache"
 
 
-@functools.lru_cache(maxsize=None)
-def cache_sizes() -> CacheSizes:
-    """Cache sizes of cpu0 from Linux sysfs (``/sys/devices/system/cpu/cpu0/cache``)."""
+def read_cache_sizes(root=_CACHE_ROOT) -> CacheSizes:
+    """Cache sizes from a Linux sysfs cache folder (default: cpu0's); ``cache_sizes()`` caches this host's."""
     found: dict = {}
-    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+    for d in Path(root).glob("index*"):
         try:
             level = int((d / "level").read_text())
             kind = (d / "type").read_text().strip()
@@ -205,14 +208,21 @@ def cache_sizes() -> CacheSizes:
         if kind == "Instruction":
             continue
         found[level] = max(found.get(level, 0), size)
-    out = dict(_DEFAULT_CACHES)
+    out = CacheSizes(_DEFAULT_CACHES)
     if 1 in found:
         out["l1d"] = found[1]
     if 2 in found:
         out["l2"] = found[2]
-    if found:
+    if found and max(found) >= 3:
         out["llc"] = max(found.values())
-    return CacheSizes(out)
+    out.assumed = tuple(k for k, lv in (("l1d", 1), ("l2", 2), ("llc", 3)) if lv not in found)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def cache_sizes() -> CacheSizes:
+    """Cache sizes of cpu0 from Linux sysfs (``/sys/devices/system/cpu/cpu0/cache``)."""
+    return read_cache_sizes()
 
 
 def cache_dir() -> Path:

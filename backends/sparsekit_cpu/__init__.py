@@ -1,4 +1,9 @@
-"""The ``cpu`` backend: SciPy CSR/BSR where they are good, multithreaded Numba kernels elsewhere.
+"""The ``cpu`` backend: an inspector-executor over multithreaded, explicit-SIMD Numba kernels.
+
+``prepare`` inspects each sparse operand and the machine and picks a strategy (see
+``sparsekit_cpu.backend`` and ``sparsekit_cpu.inspector``); ``plan.strategy`` says which
+and why. ``tune()`` times the choices the model leaves open on this machine and remembers
+them (``sparsekit_cpu.wisdom``); ``SPARSEKIT_CPU_TUNE=1`` does so during ``prepare``.
 
 Import-light on purpose: ``info()`` is read by ``sparsekit backends`` without
 importing Numba; the kernels live in ``sparsekit_cpu.backend``.
@@ -37,3 +42,13 @@ def info() -> dict:
         "requires": ("scipy", "numba"),
         "load": "sparsekit_cpu.backend:CpuBackend",
     }
+
+
+def tune(problems=None, progress=print):
+    """Time the strategies the inspector cannot decide between on ``problems`` (``make_problem``
+    keyword dicts with a ``kernel``; default: the suite's CSR SpMM grid, DLMC masks and the
+    selector) and remember the winners for this machine (``sparsekit calibrate --tune``).
+    See ``sparsekit_cpu.tuning.tune``."""
+    from .tuning import tune as _tune
+
+    return _tune(problems, progress)

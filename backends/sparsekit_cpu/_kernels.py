@@ -1,4 +1,6 @@
-"""Numba kernels of the ``cpu`` backend.
+"""Numba kernels of the ``cpu`` backend that LLVM vectorises by itself (the explicit-SIMD
+ones are in ``_tiles``): SpMV with gathers, the one-column gather, BSR/N:M SpMV,
+SDDMM's auto-vectorised dots, k-WTA, sparse x sparse, LIF.
 
 Every kernel writes into an output the caller allocated and works in the dtype
 of its inputs: accumulators start from ``out.dtype.type(0)`` because a bare
@@ -6,8 +8,7 @@ of its inputs: accumulators start from ``out.dtype.type(0)`` because a bare
 
 ``fastmath=False`` keeps IEEE semantics (no reassociation, no FMA contraction)
 where the order matters or gains nothing: LIF reproduces the oracle's operation
-order, and the row-combining products (y_row += v * x_row) vectorise across the
-row without reassociating anything. The dot products -- SpMV (``csr_spmv``,
+order. The dot products -- SpMV (``csr_spmv``,
 ``nm_spmv``), GATHER_MM with one column and SDDMM -- are serial sums, which LLVM
 vectorises (AVX-512 gathers for SpMV) only if reassociation is allowed, so those
 kernels alone carry ``_DOT`` = {reassoc, contract}: reassociation and FMA
@@ -17,9 +18,9 @@ allows (it holds for any summation order, and an FMA rounds once where a
 multiply-add rounds twice). Measured on a 2-core Zen 4: SpMV 1.3-1.6x faster
 than the strict four-partial-sum loop it replaced.
 
-Index arrays are uint32 (or int64 when too large; see ``backend._index``), CSR
+Index arrays are uint32 (or int64 when too large; see ``_layout.index_array``), CSR
 column indices uint16 when the matrix has at most 65536 columns (see
-``backend._columns``: SpMV streams 6 instead of 8 bytes per nonzero);
+``_layout.column_array``: SpMV streams 6 instead of 8 bytes per nonzero);
 values read from them that bound loops are widened to int64 first, since
 arithmetic that mixes uint32 loop counters and int64 defeats LLVM's
 vectorisation of the unrolled loops (~25% slower SpMV).
@@ -64,31 +65,6 @@ def _dot(a, b):
 
 
 @njit(inline="always", **_SERIAL)
-def _combine_rows(acc, vals, cols, lo, hi, x):
-    """acc = sum over p in [lo, hi) of vals[p] * x[cols[p]] (see ``_add_rows``)."""
-    acc[:] = 0
-    _add_rows(acc, vals, cols, lo, hi, x)
-
-
-@njit(inline="always", **_SERIAL)
-def _add_rows(acc, vals, cols, lo, hi, x):
-    """acc += sum over p in [lo, hi) of vals[p] * x[cols[p]].
-
-    Four rows of x per pass: the accumulator is loaded and stored once per four
-    products instead of once per product (about 2x on long rows)."""
-    p4 = hi - (hi - lo) % 4
-    for p in range(lo, p4, 4):
-        v0, v1, v2, v3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-        x0, x1, x2, x3 = x[cols[p]], x[cols[p + 1]], x[cols[p + 2]], x[cols[p + 3]]
-        for j in range(acc.shape[0]):
-            acc[j] += (v0 * x0[j] + v1 * x1[j]) + (v2 * x2[j] + v3 * x3[j])
-    for p in range(p4, hi):
-        v, xr = vals[p], x[cols[p]]
-        for j in range(acc.shape[0]):
-            acc[j] += v * xr[j]
-
-
-@njit(inline="always", **_SERIAL)
 def _sparse_dot(vals, cols, lo, hi, x):
     """sum over p in [lo, hi) of vals[p] * x[cols[p]].
 
@@ -102,41 +78,6 @@ def _sparse_dot(vals, cols, lo, hi, x):
 
 
 # -- spmm ---------------------------------------------------------------------
-
-
-@njit(**_PARALLEL)
-def csr_spmm(bounds, indptr, indices, data, x, out):
-    """out = W @ x, W in CSR: each row of out combines the rows of x its nonzeros pick.
-    The row is built in a thread-local accumulator: LLVM cannot prove ``out`` and
-    ``x`` do not overlap, so accumulating in ``out`` itself vectorises worse."""
-    for c in prange(len(bounds) - 1):
-        acc = np.empty(x.shape[1], out.dtype)
-        for i in range(bounds[c], bounds[c + 1]):
-            _combine_rows(acc, data, indices, np.int64(indptr[i]), np.int64(indptr[i + 1]), x)
-            out[i] = acc
-    return out
-
-
-@njit(**_PARALLEL)
-def csr_spmm_panels(bounds, panel_ptr, indices, data, starts, x, out):
-    """out = W @ x with W cut into column panels (laid out as for
-    ``csr_spmv_panels``): a thread takes its row range through one panel after
-    another, so the rows of x that panel selects stay in L2 while it is in use.
-    Each output row is built over the panels in the thread-local accumulator."""
-    for c in prange(len(bounds) - 1):
-        r0, r1 = bounds[c], bounds[c + 1]
-        acc = np.empty(x.shape[1], out.dtype)
-        for q in range(panel_ptr.shape[0]):
-            xs = x[starts[q] : starts[q + 1]]
-            ptr = panel_ptr[q]
-            for i in range(r0, r1):
-                if q == 0:
-                    acc[:] = 0
-                else:
-                    acc[:] = out[i]
-                _add_rows(acc, data, indices, np.int64(ptr[i]), np.int64(ptr[i + 1]), xs)
-                out[i] = acc
-    return out
 
 
 @njit(**_PARALLEL_DOT)
@@ -155,7 +96,7 @@ def csr_spmv_panels(bounds, panel_ptr, indices, data, starts, x, out):
     shared ``indices``, local to the panel, and ``data``). A thread takes its row
     range through one panel after another, so the slice of x its gathers hit
     stays in L1; gathers from L2 run at 60% of that rate (see
-    ``backend.spmv_panel_width``)."""
+    ``inspector``: two thirds of the L1d)."""
     for c in prange(len(bounds) - 1):
         r0, r1 = bounds[c], bounds[c + 1]
         for i in range(r0, r1):
@@ -165,33 +106,6 @@ def csr_spmv_panels(bounds, panel_ptr, indices, data, starts, x, out):
             ptr = panel_ptr[q]
             for i in range(r0, r1):
                 out[i] += _sparse_dot(data, indices, np.int64(ptr[i]), np.int64(ptr[i + 1]), xs)
-    return out
-
-
-@njit(**_PARALLEL)
-def bsr_spmm(bounds, indptr, indices, blocks, x, out):
-    """out = W @ x, W in BSR (``blocks``: nblocks x bh x bw); ``bounds`` over block rows.
-    A block's bw columns are consecutive rows of x, read as one contiguous slab."""
-    bh, bw = blocks.shape[1], blocks.shape[2]
-    bw4 = bw - bw % 4
-    for c in prange(len(bounds) - 1):
-        acc = np.empty(x.shape[1], out.dtype)
-        for bi in range(bounds[c], bounds[c + 1]):
-            for r in range(bh):
-                acc[:] = 0
-                for p in range(np.int64(indptr[bi]), np.int64(indptr[bi + 1])):
-                    c0 = indices[p] * bw
-                    vals = blocks[p, r]
-                    for cc in range(0, bw4, 4):
-                        v0, v1, v2, v3 = vals[cc], vals[cc + 1], vals[cc + 2], vals[cc + 3]
-                        x0, x1, x2, x3 = x[c0 + cc], x[c0 + cc + 1], x[c0 + cc + 2], x[c0 + cc + 3]
-                        for j in range(acc.shape[0]):
-                            acc[j] += (v0 * x0[j] + v1 * x1[j]) + (v2 * x2[j] + v3 * x3[j])
-                    for cc in range(bw4, bw):
-                        v, xr = vals[cc], x[c0 + cc]
-                        for j in range(acc.shape[0]):
-                            acc[j] += v * xr[j]
-                out[bi * bh + r] = acc
     return out
 
 
@@ -216,19 +130,6 @@ def bsr_spmv(bounds, indptr, indices, blocks, x, out):
     return out
 
 
-@njit(**_PARALLEL)
-def nm_spmm(bounds, vals, cols, x, out):
-    """out = W @ x, W as dense (m x r) values and column indices: every row holds r
-    nonzeros, so equal row ranges are equal work."""
-    r = vals.shape[1]
-    for c in prange(len(bounds) - 1):
-        acc = np.empty(x.shape[1], out.dtype)
-        for i in range(bounds[c], bounds[c + 1]):
-            _combine_rows(acc, vals[i], cols[i], 0, r, x)
-            out[i] = acc
-    return out
-
-
 @njit(**_PARALLEL_DOT)
 def nm_spmv(vals, cols, x, out):
     """out = W @ x for a vector x, W as in ``nm_spmm``."""
@@ -239,40 +140,6 @@ def nm_spmv(vals, cols, x, out):
 
 
 # -- gather_mm ------------------------------------------------------------------
-
-
-@njit(**_PARALLEL)
-def gather_mm(w, rows, x, out):
-    """out = w[rows] @ x, reading each selected row of w in place (w[rows] is never
-    built). Four output rows per pass share every load of a row of x, which cuts
-    the traffic through x (k x n, re-read once per pass) fourfold."""
-    r, k, n = len(rows), w.shape[1], x.shape[1]
-    for c in prange((r + 3) // 4):
-        i0 = 4 * c
-        acc = np.zeros((4, n), out.dtype)
-        if i0 + 4 <= r:
-            w0, w1, w2, w3 = w[rows[i0]], w[rows[i0 + 1]], w[rows[i0 + 2]], w[rows[i0 + 3]]
-            y0, y1, y2, y3 = acc[0], acc[1], acc[2], acc[3]
-            for l in range(k):
-                a0, a1, a2, a3, xr = w0[l], w1[l], w2[l], w3[l], x[l]
-                for j in range(n):
-                    xv = xr[j]
-                    y0[j] += a0 * xv
-                    y1[j] += a1 * xv
-                    y2[j] += a2 * xv
-                    y3[j] += a3 * xv
-            out[i0 : i0 + 4] = acc
-        else:
-            y0 = acc[0]
-            for i in range(i0, r):
-                y0[:] = 0
-                wi = w[rows[i]]
-                for l in range(k):
-                    a0, xr = wi[l], x[l]
-                    for j in range(n):
-                        y0[j] += a0 * xr[j]
-                out[i] = y0
-    return out
 
 
 @njit(**_PARALLEL_DOT)

@@ -1,11 +1,23 @@
-"""``CpuBackend``: NumPy/OpenBLAS for the dense products, multithreaded Numba elsewhere.
+"""``CpuBackend``: an inspector-executor over explicit-SIMD Numba kernels and NumPy's BLAS.
+
+``prepare`` is an inspector (MKL's ``mkl_sparse_optimize``, OSKI): for CSR SpMM and
+GATHER_MM it measures the operand (``inspector.csr_facts``/``gather_facts``) next to
+the machine (``machine.detect``: cache sizes, vector width and registers, threads,
+calibrated limits), picks a strategy by the documented rules of ``inspector``
+(or the one remembered for this machine and problem class, or, with tuning on, the
+fastest of the shortlist: ``tuning``, ``wisdom``), and records it on the plan as
+``plan.strategy`` (a ``sparsekit.Strategy``: name, reason, facts, and its stable
+number in ``strategies.NAMES``). Formats with one way to run (BSR, N:M) and the
+other kernels record theirs too. ``force`` (a strategy name) overrides the choice,
+for tests and measurements.
 
 Everything that is not the kernel happens in ``prepare``: conversion to the
-layout a kernel wants (CSC for scatters, B transposed for SDDMM, input spikes as
+layout a strategy wants (``_layout``: CSR with uint16 columns, column panels, a
+merge-path split; CSC for scatters, B transposed for SDDMM, input spikes as
 per-step event lists), casts, output allocation, and one warm-up call that
 JIT-compiles the Numba kernel (or loads it from Numba's on-disk cache: only the
-first process to meet a kernel/dtype after a change to ``_kernels.py`` pays the
-compile, a few seconds) and faults the output's pages in.
+first process to meet a kernel/dtype/tile width after a change to the kernels
+pays the compile, a few seconds) and faults the output's pages in.
 ``run`` is the kernel alone and works in the problem's dtype.
 
 Threads
@@ -23,12 +35,14 @@ uses. They are kept from fighting like this:
   ``numba.set_num_threads``, which holds for the calling thread, so ``prepare``
   re-applies it: run a plan in the thread that prepared it.
 * One library computes at a time: no kernel of this backend runs Numba and BLAS
-  concurrently, and a plan never mixes parallel Numba with BLAS. After a call each
-  pool spins a while before sleeping (OpenBLAS for up to ~2^28 cycles, yielding;
-  libgomp ~300k spins), so a parallel Numba kernel right before an OpenBLAS call
-  finds its cores taken and vice versa: measured 2-10x slowdowns on 2 cores. Hence
-  GATHER_MM's row copy before its BLAS product is a serial Numba loop in the
-  calling thread (``_kernels.take_rows``).
+  concurrently, and a plan never alternates a parallel Numba kernel with BLAS. After a
+  call each pool spins a while before sleeping (OpenBLAS for up to ~2^28 cycles,
+  yielding; libgomp ~300k spins), so a parallel Numba kernel right before an OpenBLAS
+  call finds its cores taken and vice versa: measured 2-10x slowdowns on 2 cores.
+  Hence every strategy is either Numba alone (the register tiles, the dot products)
+  or BLAS alone, and ``gather.copy_blas``'s row copy before its BLAS product is a
+  serial Numba loop in the calling thread (``_kernels.take_rows``). Tuning idles
+  between candidates for the same reason (``tuning.SETTLE``).
 * Numba's threading layer is chosen deliberately: ``omp`` first (then
   ``workqueue``, then ``tbb``) unless ``NUMBA_THREADING_LAYER`` or
   ``NUMBA_THREADING_LAYER_PRIORITY`` says otherwise. Numba's own default would
@@ -49,109 +63,21 @@ import scipy
 import scipy.sparse as sp
 
 import sparsekit
-from sparsekit import Plan
-from sparsekit.host import cpu_description
+from sparsekit import Plan, Strategy
 from sparsekit.kernels.moe import route
 from sparsekit.kernels.spmm import SpMM
 
 from . import DTYPES, KERNELS
 from . import _kernels as K
+from . import _tiles as T
+from . import inspector, machine, tuning, wisdom
+from .machine import cpu_description
+from . import strategies as S
+from ._layout import CsrOperands, GatherOperands, SddmmOperands, canonical_csr, column_array, csr_arrays, dense, index_array
 
 if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
     # chosen before the first parallel kernel runs (see "Threads" above)
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
-
-
-#: GATHER_MM from this many columns on: row copy + BLAS (see ``gather_strategy``)
-GATHER_BLAS_MIN_N = 8
-
-
-def gather_strategy(n: int) -> str:
-    """How GATHER_MM computes ``W[rows] @ X`` for an X of ``n`` columns.
-
-    One strategy does not win everywhere. ``"dot"`` (n == 1): a dot product per
-    selected row, bound by reading those rows, eight rows in flight at once.
-    ``"rows"`` (small n): the Numba kernel reads each selected row in place, four
-    output rows per pass; below GATHER_BLAS_MIN_N columns a BLAS call costs more
-    than it saves. ``"copy+blas"``: the product is compute-bound and OpenBLAS's
-    sgemm runs at several times the Numba kernel's FLOP rate, so the selected rows
-    are copied into a buffer allocated in ``prepare`` and handed to BLAS; the copy
-    costs a few percent of the product (55 us against 660 us for 1000 rows of
-    1000, n = 64)."""
-    if n == 1:
-        return "dot"
-    return "copy+blas" if n >= GATHER_BLAS_MIN_N else "rows"
-
-
-#: SpMV: bytes of x one column panel spans (half a 32 KiB L1d, room for the streams)
-SPMV_PANEL_BYTES = 16384
-#: SpMV: fewest nonzeros per row and panel for panels to pay (see ``spmv_panel_width``)
-SPMV_PANEL_MIN_ROW = 64
-
-
-def spmv_panel_width(shape, nnz: int, itemsize: int) -> int | None:
-    """Column panel width for CSR SpMV, or None for the plain row-by-row kernel.
-
-    SpMV with vectorised gathers is bound by the gathers into x, not by memory,
-    on this class of core: one Zen 4 core does 2.8 G nonzeros/s when x sits in
-    L1 and 1.65 G/s when it sits in L2 (x of 16384 float32). Cutting W into
-    column panels of SPMV_PANEL_BYTES of x keeps each panel's slice in L1 (1.57x
-    at 16384^2, 10% dense), but every panel re-reads each row's pointer and adds
-    into y again: with 41 nonzeros per row and panel the panels lost 8%, with 82
-    they won 1.23x. Hence panels only when x does not fit one panel and rows are
-    long enough."""
-    m, k = shape
-    width = SPMV_PANEL_BYTES // itemsize
-    if k <= width:
-        return None
-    panels = -(-k // width)
-    if nnz < SPMV_PANEL_MIN_ROW * m * panels:
-        return None
-    return width
-
-
-#: SpMM: bytes of x one column panel of W selects rows from (a quarter of a 1 MiB L2)
-SPMM_PANEL_BYTES = 256 * 1024
-#: SpMM: x smaller than this stays in L2 whole, and panels only add work
-SPMM_PANEL_MIN_X = 1024 * 1024
-#: SpMM: fewest nonzeros per row and panel for panels to pay
-SPMM_PANEL_MIN_ROW = 32
-
-
-def spmm_panel_width(shape, nnz: int, n: int, itemsize: int) -> int | None:
-    """Column panel width for CSR SpMM with an x of ``n`` columns, or None.
-
-    Each nonzero streams one row of x (n values) from wherever x lives; once x
-    outgrows L2 (4096 x 128 float32 is 2 MiB against 1 MiB of L2 per Zen 4 core)
-    those rows come from L3. Panels of W's columns that select from 256 KiB of x
-    keep them in L2: 1.14x at 4096^2 10% dense n = 128, 1.27x at 30%. Each panel
-    reloads and stores every output row once more, which lost 10% at 15
-    nonzeros per row and panel; hence the floor SPMM_PANEL_MIN_ROW."""
-    m, k = shape
-    if n < 2 or k * n * itemsize <= SPMM_PANEL_MIN_X:
-        return None
-    width = max(16, SPMM_PANEL_BYTES // (n * itemsize))
-    panels = -(-k // width)
-    if panels < 2 or nnz < SPMM_PANEL_MIN_ROW * m * panels:
-        return None
-    return width
-
-
-def _panels(w, width: int, dtype):
-    """(panel_ptr, indices, data, starts) of W cut into column panels ``width`` wide;
-    indices local to their panel (so uint16), panels stored one after another."""
-    k = w.shape[1]
-    starts = np.append(np.arange(0, k, width), k)
-    ptrs, idx, vals, offset = [], [], [], 0
-    for a, b in zip(starts[:-1], starts[1:]):
-        sub = w[:, a:b].tocsr()
-        sub.sort_indices()
-        ptrs.append(sub.indptr.astype(np.int64) + offset)
-        idx.append(sub.indices)
-        vals.append(sub.data)
-        offset += sub.nnz
-    ptr = _index(np.vstack(ptrs), max(offset, 1))
-    return ptr, _columns(np.concatenate(idx), width), _dense(np.concatenate(vals), dtype), starts.astype(np.int64)
 
 
 def thread_count() -> int:
@@ -175,42 +101,14 @@ def _blas() -> str:
         return "unknown"
 
 
-def _index(a, largest: int) -> np.ndarray:
-    """Index array as uint32 when every value fits, else int64.
-
-    Four bytes halve the index traffic, and an unsigned index spares Numba its
-    negative-index wraparound test on every access (SpMV runs ~1.5x faster)."""
-    return np.ascontiguousarray(a, dtype=np.uint32 if largest < 2**32 - 1 else np.int64)
-
-
-def _columns(indices, n_cols: int) -> np.ndarray:
-    """CSR column indices as uint16 when the matrix has at most 65536 columns, else
-    as ``_index`` would store them. SpMV streams values and indices and nothing
-    else: 6 bytes a nonzero instead of 8 makes it 1.2-1.3x faster."""
-    if n_cols <= 2**16:
-        return np.ascontiguousarray(indices, dtype=np.uint16)
-    return _index(indices, n_cols)
-
-
-def _dense(a, dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
-def _csr(w, dtype, compact: bool = False):
-    """(indptr, indices, data) of a canonical CSR, cast and made contiguous;
-    ``compact``: column indices as small as ``_columns`` makes them."""
-    w = sp.csr_matrix(w)
-    if not w.has_canonical_format:
-        w = w.copy()
-        w.sum_duplicates()
-    largest = max(w.nnz, w.shape[1])
-    indices = _columns(w.indices, w.shape[1]) if compact else _index(w.indices, largest)
-    return _index(w.indptr, largest), indices, _dense(w.data, dtype)
-
-
-def _warm(run) -> Plan:
+def _warm(run, strategy: Strategy) -> Plan:
     run()  # JIT compile or cache load, first touch of the output: never timed
-    return Plan(run)
+    return Plan(run, strategy=strategy)
+
+
+def _single(name: str, reason: str) -> Strategy:
+    """The Strategy record of a kernel with one way to run."""
+    return Strategy(name, reason, {}, S.code(name))
 
 
 class CpuBackend(sparsekit.Backend):
@@ -221,6 +119,17 @@ class CpuBackend(sparsekit.Backend):
     def __init__(self):
         self.threads = thread_count()
         numba.set_num_threads(self.threads)
+        #: a strategy name (``strategies.NAMES``) to run instead of the inspector's choice,
+        #: for tests and measurements; a strategy that cannot run the problem is an error
+        self.force: str | None = None
+        #: time the inspector's shortlist when it cannot decide: None = ``SPARSEKIT_CPU_TUNE``
+        self.tune: bool | None = None
+        #: the wisdom file (None: ``wisdom.default_path()``)
+        self.wisdom_path = None
+
+    @property
+    def machine(self) -> machine.Machine:
+        return machine.detect(self.threads)
 
     def device(self) -> str:
         return f"{cpu_description()} ({self.threads} Numba threads)"
@@ -246,128 +155,160 @@ class CpuBackend(sparsekit.Backend):
     @property
     def _chunks(self) -> int:
         # a few equal-work row ranges per thread (prange splits iterations evenly)
-        return 4 * self.threads
+        return inspector.PARTS_PER_THREAD * self.threads
+
+    # -- the inspector-executor step ------------------------------------------------------
+
+    def _decide(self, problem, choice, operands) -> Plan:
+        """Run the inspector's ``choice`` (or the forced, remembered or tuned strategy) on
+        ``operands``; the plan's ``strategy`` records which and why."""
+        facts, mach = choice.facts, self.machine
+        tuned = None
+        if self.force is not None:
+            why_not = self._force_error(problem.kernel, facts)
+            if why_not:
+                raise ValueError(f"cannot force strategy {self.force!r}: {why_not}")
+            name, reason = self.force, "forced (CpuBackend.force)"
+        else:
+            key = wisdom.problem_class(problem.kernel, problem.dtype, facts)
+            known = wisdom.Wisdom(mach, self.wisdom_path)
+            tune = tuning.enabled() if self.tune is None else self.tune
+            build = lambda nm: S.build(nm, operands, inspector.params_for(nm, facts, mach))  # noqa: E731
+            name, reason, tuned = tuning.settle(choice, key, known, build, tune)
+        params = inspector.params_for(name, facts, mach)
+        record = {**{k: v for k, v in facts.items() if not isinstance(v, (list, dict))}, **params,
+                  "threads": mach.threads, "vector_bytes": mach.vector_bytes, "l1d": mach.l1d, "l2": mach.l2}
+        if name != choice.name:
+            record["model_choice"] = choice.name
+        if len(choice.candidates) > 1:
+            record["candidates"] = ",".join(choice.candidates)
+        run = S.build(name, operands, params)
+        return _warm(run, Strategy(name, reason, record, S.code(name)))
+
+    def _force_error(self, kernel: str, facts: dict) -> str | None:
+        if self.force not in S.NAMES:
+            return f"unknown strategy; known: {', '.join(S.NAMES)}"
+        if S.KERNEL[self.force] != kernel:
+            return f"it runs {S.KERNEL[self.force]}, not {kernel}"
+        if self.force not in S.BUILDERS:
+            return "it is its kernel's only strategy and chosen by format, not by the inspector"
+        return inspector.applicable(self.force, facts, self.machine)
+
+    def _fixed(self, kernel: str, name: str):
+        """Check ``force`` for a kernel whose strategy follows from its format or is its only one."""
+        if self.force is not None and self.force != name:
+            raise ValueError(f"cannot force strategy {self.force!r} on {kernel}: this problem runs {name}")
 
     # -- dense ------------------------------------------------------------------
 
     def _prepare_dense_mm(self, problem):
+        self._fixed("dense_mm", "dense.blas")
         dt = problem.dtype
-        w, x = _dense(problem.inputs["w"], dt), _dense(problem.inputs["x"], dt)
+        w, x = dense(problem.inputs["w"], dt), dense(problem.inputs["x"], dt)
         out = np.empty((w.shape[0], x.shape[1]), dt)
-        return _warm(lambda: np.matmul(w, x, out=out))
+        return _warm(lambda: np.matmul(w, x, out=out), _single("dense.blas", "NumPy's BLAS"))
 
     # -- spmm ---------------------------------------------------------------------
 
     def _prepare_spmm(self, problem):
         dt = problem.dtype
-        w, x = problem.inputs["w"], _dense(problem.inputs["x"], dt)
-        out = np.empty((w.shape[0], x.shape[1]), dt)
-        vector = x.shape[1] == 1
+        w, x = problem.inputs["w"], problem.inputs["x"]
+        fmt = problem.params["format"]
+        if fmt == "csr":
+            op = CsrOperands(w, x, dt, self._chunks)
+            facts = inspector.csr_facts(op.indptr, op.indices, op.w.shape, op.n, op.dtype.itemsize, self.machine,
+                                        op.data)
+            return self._decide(problem, inspector.choose_csr(facts, self.machine), op)
+        x = dense(x, dt)
+        n = x.shape[1]
+        out = np.empty((w.shape[0], n), dt)
+        vector = n == 1
         # a length-1 trailing axis is a plain vector: the dot-product kernels avoid
         # the per-nonzero loop setup of the row-combining ones
         xv, ov = x.reshape(-1), out.reshape(-1)
-        fmt = problem.params["format"]
-        if fmt == "csr":
-            indptr, indices, data = _csr(w, dt, compact=True)
-            bounds = K.balanced_bounds(indptr, self._chunks, row_cost=2.0)
-            # strategy by shape: see spmv_panel_width / spmm_panel_width
-            itemsize = np.dtype(dt).itemsize
-            if vector:
-                width = spmv_panel_width(w.shape, len(data), itemsize)
-            else:
-                width = spmm_panel_width(w.shape, len(data), x.shape[1], itemsize)
-            if width:
-                canon = sp.csr_matrix((data, indices, indptr), shape=w.shape)
-                pptr, pidx, pdata, starts = _panels(canon, width, dt)
-                if vector:
-                    run = lambda: (K.csr_spmv_panels(bounds, pptr, pidx, pdata, starts, xv, ov), out)[1]
-                else:
-                    run = lambda: K.csr_spmm_panels(bounds, pptr, pidx, pdata, starts, x, out)
-            elif vector:
-                run = lambda: (K.csr_spmv(bounds, indptr, indices, data, xv, ov), out)[1]
-            else:
-                run = lambda: K.csr_spmm(bounds, indptr, indices, data, x, out)
-        elif fmt == "nm":
+        lanes = self.machine.lanes(np.dtype(dt).itemsize)
+        if fmt == "nm":
             vals, cols = SpMM.nm_arrays(sp.csr_matrix(w))
-            vals, cols = _dense(vals, dt), _index(cols, w.shape[1])
+            vals, cols = dense(vals, dt), column_array(cols, w.shape[1])
             if vector:
-                run = lambda: (K.nm_spmv(vals, cols, xv, ov), out)[1]
+                name = "nm.spmv"
+                run = lambda: (K.nm_spmv(vals, cols, xv, ov), out)[1]  # noqa: E731
             else:
+                # every row holds r nonzeros: the CSR register tiles over an arithmetic indptr
+                name = "nm.tiles"
+                r = vals.shape[1]
+                indptr = index_array(np.arange(w.shape[0] + 1, dtype=np.int64) * r, max(vals.size, 1))
+                flat_v, flat_c = vals.reshape(-1), cols.reshape(-1)
                 bounds = np.linspace(0, w.shape[0], self._chunks + 1).astype(np.int64)
-                run = lambda: K.nm_spmm(bounds, vals, cols, x, out)
+                Sv, U = T.strip_plan(n, lanes, self.machine.vector_registers)
+                f = T.spmm_rows(Sv, U, lanes)
+                run = lambda: f(bounds, indptr, flat_c, flat_v, x, out)  # noqa: E731
+            self._fixed("spmm", name)
+            return _warm(run, _single(name, "format nm: every row holds the same number of nonzeros"))
+        bh, bw = problem.params["blocksize"]
+        wb = canonical_csr(w).tobsr(blocksize=(bh, bw))
+        wb.sort_indices()
+        blocks = dense(wb.data, dt)
+        largest = max(len(wb.indices), wb.shape[1])
+        indptr, indices = index_array(wb.indptr, largest), index_array(wb.indices, largest)
+        bounds = K.balanced_bounds(indptr, self._chunks, row_cost=2.0)
+        if vector:
+            name = "bsr.spmv"
+            run = lambda: (K.bsr_spmv(bounds, indptr, indices, blocks, xv, ov), out)[1]  # noqa: E731
         else:
-            bh, bw = problem.params["blocksize"]
-            wb = sp.csr_matrix(w).tobsr(blocksize=(bh, bw))
-            wb.sort_indices()
-            blocks = _dense(wb.data, dt)
-            largest = max(len(wb.indices), wb.shape[1])
-            indptr, indices = _index(wb.indptr, largest), _index(wb.indices, largest)
-            bounds = K.balanced_bounds(indptr, self._chunks, row_cost=2.0)
-            if vector:
-                run = lambda: (K.bsr_spmv(bounds, indptr, indices, blocks, xv, ov), out)[1]
-            else:
-                run = lambda: K.bsr_spmm(bounds, indptr, indices, blocks, x, out)
-        return _warm(run)
+            name = "bsr.tiles"
+            f = T.bsr_tiles(T.strip_plan(n, lanes, self.machine.vector_registers // 4)[0], lanes)
+            run = lambda: f(bounds, indptr, indices, blocks, x, out)  # noqa: E731
+        self._fixed("spmm", name)
+        return _warm(run, _single(name, f"format bsr, {bh}x{bw} blocks"))
 
     # -- sddmm ----------------------------------------------------------------------
 
     def _prepare_sddmm(self, problem):
-        dt = problem.dtype
-        a = _dense(problem.inputs["a"], dt)
-        # B's layout is the backend's choice, like W's format: column-major B makes
-        # both operands of each dot product contiguous
-        bt = _dense(problem.inputs["b"].T, dt)
-        indptr, indices, _ = _csr(problem.inputs["mask"], dt)
-        bounds = K.balanced_bounds(indptr, self._chunks, row_cost=0.5)
-        out = np.empty(len(indices), dt)
-        return _warm(lambda: K.sddmm(bounds, indptr, indices, a, bt, out))
+        op = SddmmOperands(problem.inputs["a"], problem.inputs["b"], problem.inputs["mask"], problem.dtype,
+                           self._chunks)
+        facts = inspector.sddmm_facts(op.indptr, op.shape, op.a.shape[1], op.dtype.itemsize, self.machine)
+        return self._decide(problem, inspector.choose_sddmm(facts, self.machine), op)
 
     # -- gather_mm --------------------------------------------------------------------
 
     def _prepare_gather_mm(self, problem):
-        dt = problem.dtype
-        w, x = _dense(problem.inputs["w"], dt), _dense(problem.inputs["x"], dt)
-        rows = _index(problem.inputs["rows"], w.shape[0])
-        n = x.shape[1]
-        out = np.empty((len(rows), n), dt)
-        strategy = gather_strategy(n)
-        if strategy == "dot":
-            xv, ov = x.reshape(-1), out.reshape(-1)
-            run = lambda: (K.gather_mv(w, rows, xv, ov), out)[1]
-        elif strategy == "copy+blas":
-            buf = np.empty((len(rows), w.shape[1]), dt)
-            run = lambda: np.matmul(K.take_rows(w, rows, buf), x, out=out)
-        else:
-            run = lambda: K.gather_mm(w, rows, x, out)
-        return _warm(run)
+        op = GatherOperands(problem.inputs["w"], problem.inputs["rows"], problem.inputs["x"], problem.dtype)
+        facts = inspector.gather_facts(op.rows, op.w.shape, op.n, op.dtype.itemsize, self.machine)
+        return self._decide(problem, inspector.choose_gather(facts, self.machine), op)
 
     # -- kwta -------------------------------------------------------------------------
 
     def _prepare_kwta(self, problem):
+        self._fixed("kwta", "kwta.select")
         dt = problem.dtype
-        x = _dense(problem.inputs["x"], dt)
+        x = dense(problem.inputs["x"], dt)
         k = int(problem.params["k"])
         out = np.empty_like(x)
         # column blocks up to a cache line wide, but enough of them for every thread
         width = int(min(16, max(1, x.shape[1] // (2 * self.threads))))
-        return _warm(lambda: K.kwta(x, k, width, out))
+        return _warm(lambda: K.kwta(x, k, width, out),
+                     _single("kwta.select", f"banded quickselect, columns in blocks of {width}"))
 
     # -- sparse_sparse -------------------------------------------------------------------
 
     def _prepare_sparse_sparse(self, problem):
+        self._fixed("sparse_sparse", "sparse_sparse.scatter")
         dt = problem.dtype
         w = problem.inputs["w"]
         m, n = w.shape[0], problem.inputs["x"].shape[1]
         # scatter form needs W by columns; X arrives compressed by columns already
-        wptr, wrows, wdata = _csr(sp.csr_matrix(w).T, dt)  # CSR of W^T is CSC of W
-        xptr, xrows, xdata = _csr(sp.csc_matrix(problem.inputs["x_csc"]).T, dt)
+        wptr, wrows, wdata = csr_arrays(sp.csr_matrix(w).T, dt)  # CSR of W^T is CSC of W
+        xptr, xrows, xdata = csr_arrays(sp.csc_matrix(problem.inputs["x_csc"]).T, dt)
         yt = np.empty((n, m + 16), dt)
         out = np.empty((m, n), dt)
-        return _warm(lambda: K.sparse_sparse(wptr, wrows, wdata, xptr, xrows, xdata, yt, out))
+        return _warm(lambda: K.sparse_sparse(wptr, wrows, wdata, xptr, xrows, xdata, yt, out),
+                     _single("sparse_sparse.scatter", "W and X by columns: only the effective MACs"))
 
     # -- lif ---------------------------------------------------------------------------------
 
     def _prepare_lif(self, problem):
+        self._fixed("lif", "lif.events")
         dt = np.dtype(problem.dtype).type
         prm = problem.params
         w = sp.csr_matrix(problem.inputs["w"])
@@ -385,25 +326,27 @@ class CpuBackend(sparsekit.Backend):
             data.append(sub.data)
             offset += sub.nnz
         largest = max(w.nnz, n_out)
-        colptr = _index(np.vstack(colptr), largest)
-        rows = _index(np.concatenate(rows), largest)
-        data = _dense(np.concatenate(data), dt)
+        colptr = index_array(np.vstack(colptr), largest)
+        rows = index_array(np.concatenate(rows), largest)
+        data = dense(np.concatenate(data), dt)
         # input spikes as address events per step (what an event-driven core consumes)
         ev = sp.csr_matrix(spikes)
         ev.sort_indices()
         largest = max(ev.nnz, spikes.shape[1])
-        sptr, sidx, sval = _index(ev.indptr, largest), _index(ev.indices, largest), _dense(ev.data, dt)
+        sptr, sidx, sval = index_array(ev.indptr, largest), index_array(ev.indices, largest), dense(ev.data, dt)
         consts = dt(1 - prm["du"]), dt(1 - prm["dv"]), dt(prm["bias"]), dt(prm["vth"])
         raster = np.empty((steps, n_out), dt)
-        return _warm(lambda: K.lif(bounds, colptr, rows, data, sptr, sidx, sval, *consts, raster))
+        return _warm(lambda: K.lif(bounds, colptr, rows, data, sptr, sidx, sval, *consts, raster),
+                     _single("lif.events", "input spikes as events, neuron slices in parallel"))
 
     # -- moe ------------------------------------------------------------------------------------
 
     def _prepare_moe(self, problem):
+        self._fixed("moe", "moe.grouped")
         dt = problem.dtype
-        x = _dense(problem.inputs["x"], dt)
-        gate = _dense(problem.inputs["gate"], dt)
-        experts = _dense(problem.inputs["experts"], dt)
+        x = dense(problem.inputs["x"], dt)
+        gate = dense(problem.inputs["gate"], dt)
+        experts = dense(problem.inputs["experts"], dt)
         n_exp, m, _ = experts.shape
         n = x.shape[1]
         top_k = int(problem.params["top_k"])
@@ -433,4 +376,4 @@ class CpuBackend(sparsekit.Backend):
             np.copyto(y, yt.T)
             return y
 
-        return _warm(run)
+        return _warm(run, _single("moe.grouped", "tokens grouped per expert, one BLAS product each"))
