@@ -155,6 +155,12 @@ class Backend:
             raise Unsupported(f"backend {self.name!r} does not do dtype {problem.dtype} (it does {', '.join(self.dtypes)})")
         return getattr(self, f"_prepare_{problem.kernel}")(problem)
 
+    def tune_strategies(self, progress=None) -> list[dict] | None:
+        """Time the strategies this backend's inspector cannot decide between on its own problem set and
+        remember the winners for this machine (``sparsekit calibrate --tune``); None: nothing to tune.
+        Returns one dict per problem (``problem``, ``strategy``, ``reason``)."""
+        return None
+
     def stream(self, kind: str, n_bytes: int) -> Plan | None:
         """A Plan running one STREAM ``kind`` ("read", "copy" or "triad") pass over float64 arrays
         of ``n_bytes`` each, for ``sparsekit calibrate``; None if the backend cannot say.

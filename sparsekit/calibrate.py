@@ -370,6 +370,20 @@ def calibrate(backends: list[str], *, quick: bool = False, progress: bool = True
     return out
 
 
+def tune_backends(names: list[str], progress: bool = True) -> dict:
+    """``Backend.tune_strategies`` of each named backend that has something to tune: {name: rows}."""
+    from . import registry
+
+    out = {}
+    for name in names:
+        be = registry.backend(name)
+        _say(progress, f"{name}: tuning its inspector's open choices")
+        rows = be.tune_strategies((lambda line: _say(True, f"{name}: {line}")) if progress else None)
+        if rows is not None:
+            out[name] = rows
+    return out
+
+
 def machine_limits(levels: list[dict], backends: dict) -> dict:
     """The machine's limits: the levels' read bandwidth (DRAM: also the best backend's STREAM read),
     DRAM copy and triad, and the best GEMM rate of any backend (see the module doc)."""
@@ -493,6 +507,9 @@ def configure_parser(p) -> None:
                    help="machine folder under --results (default: this host's asv machine name)")
     p.add_argument("--quick", action="store_true", help="smaller arrays, fewer repeats, float32 only (less accurate)")
     p.add_argument("--json", action="store_true", help="print the calibration as JSON instead of a table")
+    p.add_argument("--tune", action="store_true",
+                   help="also let each backend that can (cpu) time the strategies its inspector cannot decide "
+                        "between and remember the winners for this machine (its wisdom file)")
     p.add_argument("--no-progress", action="store_true", help="do not print each step on stderr")
 
 
@@ -537,6 +554,8 @@ def run_cli(args) -> int:
         return 2
     if result["backends"]:
         path = save(result, args.results, args.machine)
+    if getattr(args, "tune", False):
+        tune_backends(list(result["backends"]), progress=not args.no_progress)
     if args.json:
         print(json.dumps(_json_clean(result), indent=1))
     else:

@@ -146,6 +146,8 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="write the results (same document as --json) to FILE, rewritten after every row")
     r.add_argument("--quick", action="store_true",
                    help="recipes: smaller problems and fewer repeats; without KERNEL: the quick headline (sparsekit quick)")
+    r.add_argument("--explain", action="store_true",
+                   help="after the table, each row's strategy: what the backend's inspector chose and why")
     r.add_argument("--json", action="store_true", help="print a JSON document (schema: sparsekit/schemas/run.schema.json)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -407,6 +409,11 @@ def _cmd_sweep(args) -> int:
         if be:
             print()
             print(tabulate([[k, str(v)] for k, v in be.items()], headers=["backend", "break-even sparsity"]))
+        if args.explain:
+            print()
+            chosen = [[r.backend, r.shape, _fmt(r.sparsity, ".3f"), r.strategy] for r in rows if r.strategy]
+            print(tabulate(chosen, headers=["backend", "shape", "sparsity", "strategy (inspector's choice and why)"])
+                  if chosen else "no backend here records a strategy (the cpu backend does: plan.strategy)")
     if args.output:
         print(f"saved {args.output}", file=sys.stderr)
     if interrupted:

@@ -39,6 +39,8 @@ class Row:
     params: dict = field(default_factory=dict)
     #: fraction of the calibrated roofline reached (None without a calibration; see ``sparsekit calibrate``)
     roofline: float | None = None
+    #: what an inspecting backend's ``prepare`` chose and why (``plan.strategy``), or None
+    strategy: str | None = None
 
 
 class BadProblem(ValueError):
@@ -87,6 +89,8 @@ def measure(be, spec, problem, dtype, seed, repeat, dense, dense_times, timer=No
     eq = spec.dense_equivalent(problem.params) if dense and spec.name != "dense_mm" else None
     try:
         plan = be.prepare(problem)
+        if getattr(plan, "strategy", None) is not None:
+            row.strategy = str(plan.strategy)
         try:
             t = timer(plan, repeat=repeat).median
             chk = check(problem, plan.result(), backend=be)

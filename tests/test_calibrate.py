@@ -220,3 +220,24 @@ def test_cli_nothing_calibrated(tmp_path, ghost, capsys):
 def test_cli_unknown_backend(tmp_path, capsys):
     assert _cli(["--backend", "nosuch", "--results", str(tmp_path)]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_tune_reaches_backends_that_can(monkeypatch):
+    """``calibrate --tune`` calls each backend's ``tune_strategies`` hook; the default has nothing to tune."""
+    seen = []
+
+    class _Tunable(sparsekit.Backend):
+        name = "tunable"
+        supports = {}
+
+        def tune_strategies(self, progress=None):
+            seen.append(progress)
+            return [{"problem": "p", "strategy": "s", "reason": "r"}]
+
+    registry.register("tunable", lambda: {"name": "tunable", "device": "test", "kernels": {}, "load": "x:y"})
+    monkeypatch.setitem(registry._instances, "tunable", _Tunable())
+    try:
+        assert C.tune_backends(["tunable", "numpy"], progress=False) == {"tunable": [{"problem": "p", "strategy": "s", "reason": "r"}]}
+        assert seen == [None]
+    finally:
+        registry.unregister("tunable")

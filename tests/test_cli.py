@@ -570,3 +570,15 @@ def test_register_only_backend_is_named_when_isolated(fake_backends):
     rows, _, notes = sweep.sweep("spmm", [FAKE_WRONG], [{"m": 8, "k": 8, "n": 2, "sparsity": 0.5}], repeat=1,
                                  progress=False, isolate=True, timeout=60)
     assert rows == [] and len(notes) == 1 and "--in-process" in notes[0] and FAKE_WRONG in notes[0]
+
+
+def test_explain_shows_the_inspectors_choice(capsys):
+    rec = {r.name: r for r in sparsekit.backends()}.get("cpu")
+    if rec is None or not rec.available:
+        pytest.skip(f"cpu backend unavailable: {rec.reason if rec else 'not registered'}")
+    argv = ("run", "spmm", "--backend", "numpy,cpu", "--shape", "64x64x8", "--sparsity", "0.5", "--repeat", "1")
+    rc, data, _ = run_json(capsys, *argv)
+    by = {r["backend"]: r for r in data["rows"]}
+    assert by["numpy"]["strategy"] is None and by["cpu"]["strategy"].startswith("spmm.")
+    rc, out, _ = run_cli(capsys, *argv, "--explain", "--no-progress")
+    assert rc == 0 and "inspector's choice" in out and by["cpu"]["strategy"].split(":")[0] in out

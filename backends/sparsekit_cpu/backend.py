@@ -131,6 +131,10 @@ class CpuBackend(sparsekit.Backend):
     def machine(self) -> machine.Machine:
         return machine.detect(self.threads)
 
+    def tune_strategies(self, progress=None) -> list[dict]:
+        """``sparsekit calibrate --tune``: ``sparsekit_cpu.tuning.tune`` on its default problems."""
+        return tuning.tune(None, progress)
+
     def device(self) -> str:
         return f"{cpu_description()} ({self.threads} Numba threads)"
 
