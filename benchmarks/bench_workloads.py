@@ -19,7 +19,7 @@
   tokens, only the chosen ones computed; ``track_error``. ``ExpertsDense.time_dense_all``
   (backend, experts): every expert on every token, the (E*256) x 256 x 64 dense_mm.
 """
-from .common import BACKENDS, DTYPE, SEED, TimingProtocol, grid, prepare, require_backend
+from .common import BACKENDS, DTYPE, SEED, TimingProtocol, grid, prepare, require_backend, shared
 
 # the autoencoder's grid is its training grid (sparsekit.workloads.autoencoder)
 AE_SPARSITIES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98]
@@ -170,7 +170,7 @@ class Selector(_Timed):
         from sparsekit.workloads import selector
 
         be = require_backend(backend, "gather_mm" if layer == "selected" else "dense_mm")
-        self.plan = prepare(be, selector.layer_problem(layer, n, dtype=DTYPE, seed=SEED))
+        self.plan = prepare(be, shared(selector.layer_problem, layer, n, dtype=DTYPE, seed=SEED))
 
     def teardown(self, *params):
         if getattr(self, "plan", None) is not None:
@@ -208,10 +208,10 @@ class DLMCvsUniform(_Checked):
         be = require_backend(backend, "spmm", "csr")
         template = matrix if matrix in dlmc.io.DLMC_MATRICES else dlmc.template_of(matrix)
         try:
-            real = dlmc.dlmc_problem(template, sparsity, dtype=DTYPE, seed=SEED)
+            real = shared(dlmc.dlmc_problem, template, sparsity, dtype=DTYPE, seed=SEED)
         except FileNotFoundError as e:
             raise NotImplementedError(str(e)) from None
-        self.problem = real if mask == "dlmc" else dlmc.uniform_twin(real, dtype=DTYPE, seed=SEED)
+        self.problem = real if mask == "dlmc" else shared(dlmc.uniform_twin, real, dtype=DTYPE, seed=SEED)
         self.plan = prepare(be, self.problem)
 
     def time_spmm(self, *params):
@@ -226,7 +226,7 @@ class Experts(_Checked):
         from sparsekit.workloads import experts as ex
 
         be = require_backend(backend, "moe")
-        self.problem = ex.moe_problem(experts, top_k, dtype=DTYPE, seed=SEED)
+        self.problem = shared(ex.moe_problem, experts, top_k, dtype=DTYPE, seed=SEED)
         self.plan = prepare(be, self.problem)
 
     def time_moe(self, *params):

@@ -115,6 +115,26 @@ def require_backend(name: str, kernel: str, fmt: str | None = None, dtype: str =
         raise NotImplementedError(str(e)) from None
 
 
+_SHARED: dict = {}
+
+
+def shared(make, *args, **kwargs):
+    """``make(*args, **kwargs)``, generated once per benchmark process: asv runs every parameter
+    combination of a benchmark in one process, the backend axis outermost, so without this the
+    same problem (and its float64 oracle, cached on it) would be generated once per backend.
+    Sharing is safe: backends must leave a problem's inputs untouched (the conformance suite
+    checks it), and generation is deterministic."""
+    key = (getattr(make, "__module__", ""), getattr(make, "__qualname__", repr(make)), args,
+           tuple(sorted((k, _hashable(v)) for k, v in kwargs.items())))
+    if key not in _SHARED:
+        _SHARED[key] = make(*args, **kwargs)
+    return _SHARED[key]
+
+
+def _hashable(v):
+    return tuple(_hashable(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
 def prepare(backend, problem):
     """``backend.prepare(problem)`` plus one warm-up call; ``Unsupported`` -> n/a."""
     import sparsekit
@@ -187,7 +207,7 @@ class KernelBenchmark(TimingProtocol, abc.ABC):
         be = require_backend(backend, self.kernel, self.fmt(*params), kwargs.get("dtype", DTYPE))
         kwargs.setdefault("dtype", DTYPE)
         kwargs.setdefault("seed", SEED)
-        self.problem = sparsekit.make_problem(self.kernel, **kwargs)
+        self.problem = shared(sparsekit.make_problem, self.kernel, **kwargs)
         self.backend = be
         self.plan = prepare(be, self.problem)
 

@@ -161,12 +161,14 @@ class Backend:
         Returns one dict per problem (``problem``, ``strategy``, ``reason``)."""
         return None
 
-    def stream(self, kind: str, n_bytes: int) -> Plan | None:
-        """A Plan running one STREAM ``kind`` ("read", "copy" or "triad") pass over float64 arrays
-        of ``n_bytes`` each, for ``sparsekit calibrate``; None if the backend cannot say.
+    def stream(self, kind: str, n_bytes: int, passes: int = 1) -> Plan | None:
+        """A Plan running ``passes`` STREAM ``kind`` ("read", "copy" or "triad") passes over arrays of
+        ``n_bytes`` each per call, for ``sparsekit calibrate``; None for a kind the backend cannot
+        measure. Several passes per call let a cache-sized working set be measured without the
+        call's own overhead.
 
         The default streams host memory with a thread per core (``sparsekit.host.stream_pass``);
         a backend whose data lives on a device (or streams with its own threads) overrides it.
         """
-        run, out, close = host.stream_pass(kind, n_bytes)
+        run, out, close = host.stream_pass(kind, n_bytes, passes=passes)
         return Plan(run, fetch=lambda _: out, close=close)

@@ -2,13 +2,17 @@
 
 Measured on the host, with the thread policy the benchmarks use:
 
-* **read bandwidth per memory level** (the Empirical Roofline Toolkit's method):
-  working sets sized to fit L1d, L2, the last-level cache and DRAM (half of each
-  level's capacity, all cores together; DRAM: 4 x the LLC, at least 128 MiB), each
-  read repeatedly, the best of several probes kept: a threaded NumPy sum (one slice
-  per core) and a BLAS matrix-vector product (OpenBLAS's own threads, the tightest
-  read loop NumPy reaches). A problem's roofline uses the level its footprint fits in
+* **read bandwidth against working-set size** (the Empirical Roofline Toolkit's method):
+  working sets from 16 KiB doubling to DRAM size (4 x the LLC, at least 128 MiB), each
+  read repeatedly within one call, the best of several probes kept at each size: a
+  threaded NumPy sum (one slice per core), a BLAS matrix-vector product (OpenBLAS's own
+  threads) and the read stream of every backend that reads with its own threads (the
+  cpu backend's Numba kernel, which keeps several vector accumulators: NumPy alone
+  cannot reach an L1 or L2 cache's speed). A problem is held against the bandwidth
+  measured at the largest working set no bigger than its footprint -- bandwidth only
+  falls as the working set grows, so that figure bounds what the problem can reach
   (``sparsekit.roofline.Ceilings``): a cache-resident problem is not held against DRAM.
+  Each level's figure (L1d, L2, LLC: the point at half its capacity; DRAM) is shown too.
 * per backend, through the backend interface (never by importing a backend module):
   STREAM read, copy (a = b) and triad (a = b + q c) on float64 arrays far larger
   than the last-level cache, bytes counted as STREAM counts them (1, 2 and 3 words
@@ -33,7 +37,8 @@ beside the asv results (``save``/``load``)::
 
     {"machine", "microarchitecture", "cpu", "created" (ISO-8601 UTC), "commit" (git HEAD,
      when known), "versions", "quick", "llc_bytes", "notes": [...],
-     "limits": {"levels": [{"name", "capacity", "probe_bytes", "read_gbps", "source", "probes"}],
+     "limits": {"curve": [{"bytes", "read_gbps", "source", "probes"}],
+                "levels": [{"name", "capacity", "probe_bytes", "read_gbps", "source"}],
                 "copy_gbps", "triad_gbps", "read_gbps", "gemm_gflops", "gemm_backend"},
      "backends": {name: {"device", "read_gbps", "copy_gbps", "triad_gbps", "gemm_gflops",
                          "threads", "code", "details": {...}}}}
@@ -82,8 +87,8 @@ PROBE_REPEATS = 5
 
 
 def memory_levels(quick: bool = False) -> list[dict]:
-    """[{"name", "capacity", "probe_bytes"}] smallest first: L1d, L2 (private: x cores), the
-    last-level cache, DRAM (capacity None). The probe fills half a cache, so it stays resident."""
+    """[{"name", "capacity"}] smallest first: L1d, L2 (private: x cores), the last-level cache,
+    DRAM (capacity None)."""
     c, cores = host.cache_sizes(), host.cpu_count()
     levels = [{"name": "L1d", "capacity": c.l1d * cores}, {"name": "L2", "capacity": c.l2 * cores},
               {"name": "LLC", "capacity": c.llc}]
@@ -91,10 +96,27 @@ def memory_levels(quick: bool = False) -> list[dict]:
     for lv in levels:
         if lv["capacity"] <= below:  # a level no larger than the one under it (sysfs oddities): skip
             continue
-        out.append({**lv, "probe_bytes": int(lv["capacity"] // 2)})
+        out.append(lv)
         below = lv["capacity"]
-    out.append({"name": "DRAM", "capacity": None, "probe_bytes": stream_bytes(quick)})
+    out.append({"name": "DRAM", "capacity": None})
     return out
+
+
+#: seconds of idle between probes of different libraries (see ``sparsekit.timing``)
+SETTLE_S = 0.15
+#: the smallest working set measured (below it, a call's own overhead is the figure)
+SMALLEST_SET = 16 << 10
+
+
+def working_sets(quick: bool = False) -> list[int]:
+    """Bytes of the read-bandwidth curve's working sets: 16 KiB doubling to the DRAM size
+    (``stream_bytes``); quick: every other one."""
+    sizes, s = [], SMALLEST_SET
+    top = stream_bytes(quick)
+    while s < top:
+        sizes.append(s)
+        s *= 2 if not quick else 4
+    return sizes + [top]
 
 
 def _rate(run, nbytes: int, repeats: int) -> float:
@@ -108,23 +130,14 @@ def _passes(n_bytes: int) -> int:
 
 
 def probe_threaded_sum(n_bytes: int, repeats: int = PROBE_REPEATS) -> float:
-    """Threads (one per core) each summing their slice ``passes`` times, in one NumPy call each
-    (a stride-0 view repeats the slice), so per-call overhead does not hide a cache's speed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from numpy.lib.stride_tricks import as_strided
-
-    t = host.thread_policy()
-    n = max(t, n_bytes // 4)
+    """Threads (one per core) each summing their slice ``passes`` times in one NumPy call each
+    (``sparsekit.host.stream_pass``), so per-call overhead does not hide a cache's speed."""
     passes = _passes(n_bytes)
-    slices = [np.ones(len(idx), dtype=np.float32) for idx in np.array_split(np.arange(n), t)]
-    views = [as_strided(a, (passes, a.size), (0, a.itemsize)) for a in slices]
-    with ThreadPoolExecutor(max_workers=t) as pool:
-        def run():
-            for _ in pool.map(lambda v: np.add.reduce(v, axis=1), views):
-                pass
-
-        return _rate(run, 4 * n * passes, repeats)
+    run, _, close = host.stream_pass("read", n_bytes, passes=passes)
+    try:
+        return _rate(run, (int(n_bytes) // 8) * 8 * passes, repeats)
+    finally:
+        close()
 
 
 def probe_gemv(n_bytes: int, repeats: int = PROBE_REPEATS) -> float:
@@ -143,24 +156,59 @@ def probe_gemv(n_bytes: int, repeats: int = PROBE_REPEATS) -> float:
     return _rate(run, a.nbytes * passes, repeats)
 
 
-#: the host read probes, by name (the best of them sets a level's read bandwidth)
+#: the host read probes, by name (the best of them and of the backends' own read streams sets a point)
 READ_PROBES = {"numpy threaded sum": probe_threaded_sum, "BLAS gemv": probe_gemv}
 
 
-def measure_levels(quick: bool = False, progress: bool = False, notes: list | None = None) -> list[dict]:
-    """Read bandwidth of each memory level (``memory_levels``), the best of the ``READ_PROBES``."""
+def _backend_read(be, n_bytes: int, repeats: int) -> float | None:
+    """GB/s of a backend's own read stream (``Backend.stream("read", ...)``) at ``n_bytes``; None without one."""
+    passes = _passes(n_bytes)
+    plan = be.stream("read", n_bytes, passes)
+    if plan is None:
+        return None
+    with plan:
+        return _rate(plan, int(n_bytes) * passes, repeats)
+
+
+def measure_curve(backends: dict, quick: bool = False, progress: bool = False, notes: list | None = None) -> list[dict]:
+    """Read bandwidth against working-set size (``working_sets``): at each size the best of the host
+    probes (``READ_PROBES``) and of every backend here that reads with its own threads (one that
+    overrides ``Backend.stream``). [{"bytes", "read_gbps", "source", "probes"}]"""
+    from .backend import Backend
+
+    own = {n: be for n, be in backends.items() if type(be).stream is not Backend.stream}
+    repeats = 3 if quick else PROBE_REPEATS
     out = []
-    for lv in memory_levels(quick):
+    for size in working_sets(quick):
+        _say(progress, f"read bandwidth at {size / MiB:.3g} MiB")
         probes = {}
-        for name, probe in READ_PROBES.items():
-            _say(progress, f"read bandwidth, {lv['name']} ({lv['probe_bytes'] / MiB:.2f} MiB), {name}")
+        candidates = dict(READ_PROBES)
+        candidates.update({f"{n} backend": (lambda nb, r, be=be: _backend_read(be, nb, r)) for n, be in own.items()})
+        for name, probe in candidates.items():
+            time.sleep(SETTLE_S)  # the previous probe's thread pool (OpenBLAS) spins ~0.1 s after its last call
             try:
-                probes[name] = probe(lv["probe_bytes"], 3 if quick else PROBE_REPEATS)
+                got = probe(size, repeats)
             except Exception as e:  # noqa: BLE001 - one probe failing must not lose the others
                 if notes is not None:
-                    notes.append(f"read probe {name!r} failed at {lv['name']}: {type(e).__name__}: {e}")
+                    notes.append(f"read probe {name!r} failed at {size} B: {type(e).__name__}: {e}")
+                continue
+            if got is not None:
+                probes[name] = got
         best = max(probes, key=probes.get) if probes else None
-        out.append({**lv, "read_gbps": probes.get(best), "source": best, "probes": probes})
+        out.append({"bytes": size, "read_gbps": probes.get(best), "source": best, "probes": probes})
+    return out
+
+
+def levels_from_curve(curve: list[dict], quick: bool = False) -> list[dict]:
+    """Each memory level's read bandwidth for display and the plot: the curve's point at the
+    largest working set no bigger than half the level (DRAM: the largest)."""
+    out = []
+    for lv in memory_levels(quick):
+        cap = lv["capacity"]
+        inside = [p for p in curve if cap is None or p["bytes"] <= cap // 2] if curve else []
+        p = inside[-1] if inside else None
+        out.append({**lv, "probe_bytes": p["bytes"] if p else None, "read_gbps": p["read_gbps"] if p else None,
+                    "source": p["source"] if p else None})
     return out
 
 
@@ -357,16 +405,17 @@ def calibrate(backends: list[str], *, quick: bool = False, progress: bool = True
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "commit": git_commit(), "versions": _versions(), "quick": bool(quick),
            "llc_bytes": host.cache_sizes().llc, "backends": {}, "notes": notes}
-    levels = measure_levels(quick, progress, notes)
+    live = {}
     for name in dict.fromkeys(backends):
         try:
-            be = registry.backend(name)
+            live[name] = registry.backend(name)
         except BackendUnavailable as e:
             notes.append(f"{name}: unavailable: {e.reason}")
             _say(progress, f"{name}: skipped, unavailable: {e.reason}")
-            continue
+    curve = measure_curve(live, quick, progress, notes)
+    for name, be in live.items():
         out["backends"][name] = _calibrate_one(name, be, quick, progress, notes)
-    out["limits"] = machine_limits(levels, out["backends"])
+    out["limits"] = machine_limits(curve, out["backends"], quick)
     return out
 
 
@@ -384,19 +433,21 @@ def tune_backends(names: list[str], progress: bool = True) -> dict:
     return out
 
 
-def machine_limits(levels: list[dict], backends: dict) -> dict:
-    """The machine's limits: the levels' read bandwidth (DRAM: also the best backend's STREAM read),
-    DRAM copy and triad, and the best GEMM rate of any backend (see the module doc)."""
+def machine_limits(curve: list[dict], backends: dict, quick: bool = False) -> dict:
+    """The machine's limits: the read-bandwidth curve (its largest working set: also the best
+    backend's STREAM read), each level's point of it, DRAM copy and triad, and the best GEMM rate
+    of any backend (see the module doc)."""
     def best(key):
         vals = {n: e[key] for n, e in backends.items() if _positive(e.get(key))}
         return (max(vals.values()), max(vals, key=vals.get)) if vals else (None, None)
 
-    levels = [dict(lv) for lv in levels]
+    curve = [dict(p) for p in curve]
     read, read_by = best("read_gbps")
-    if levels and read is not None and not (_positive(levels[-1]["read_gbps"]) and levels[-1]["read_gbps"] >= read):
-        levels[-1].update(read_gbps=read, source=f"{read_by} STREAM read")
+    if curve and read is not None and not (_positive(curve[-1]["read_gbps"]) and curve[-1]["read_gbps"] >= read):
+        curve[-1].update(read_gbps=read, source=f"{read_by} STREAM read")
+    levels = levels_from_curve(curve, quick)
     peak, peak_by = best("gemm_gflops")
-    return {"levels": levels, "read_gbps": levels[-1]["read_gbps"] if levels else None,
+    return {"curve": curve, "levels": levels, "read_gbps": curve[-1]["read_gbps"] if curve else None,
             "copy_gbps": best("copy_gbps")[0], "triad_gbps": best("triad_gbps")[0],
             "gemm_gflops": peak, "gemm_backend": peak_by}
 
@@ -529,8 +580,8 @@ def table(result: dict) -> str:
                                   "GEMM GFLOP/s f32", "GEMM GFLOP/s f64"], disable_numparse=True)
     limits = result.get("limits") or {}
     levels = [[lv["name"], "-" if lv.get("capacity") is None else f"{lv['capacity'] / MiB:.3g} MiB",
-               f"{lv['probe_bytes'] / MiB:.3g} MiB", _fmt(lv.get("read_gbps"), ".1f"), lv.get("source") or "-"]
-              for lv in limits.get("levels", [])]
+               "-" if not lv.get("probe_bytes") else f"{lv['probe_bytes'] / MiB:.3g} MiB", _fmt(lv.get("read_gbps"), ".1f"),
+               lv.get("source") or "-"] for lv in limits.get("levels", [])]
     if levels:
         out += "\n\nmachine limits: read bandwidth by memory level, peak " + _fmt(limits.get("gemm_gflops"), ".1f") + \
                f" GFLOP/s ({limits.get('gemm_backend') or 'no backend'})\n"

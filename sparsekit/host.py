@@ -380,24 +380,27 @@ TRIAD_BLOCK = 1 << 17
 TRIAD_SCALAR = 3.0
 
 
-def stream_pass(kind: str, n_bytes: int, threads: int | None = None):
-    """(run, result array, close) for one STREAM ``kind`` pass over host float64 arrays of
+def stream_pass(kind: str, n_bytes: int, threads: int | None = None, passes: int = 1):
+    """(run, result array, close) for ``passes`` STREAM ``kind`` passes over host float64 arrays of
     ``n_bytes`` each, split into one contiguous slice per thread.
 
     NumPy ufuncs release the GIL, so the threads stream in parallel (one core cannot
-    saturate a memory controller). ``read`` sums its slice (the reduction writes
-    nothing back); the triad is two ufunc passes (a = q c; a += b) over cache-sized
-    blocks, so its memory traffic is the 3 words STREAM counts, not 5. Meant for arrays
-    beyond the caches: per-call overheads make a small working set read low.
+    saturate a memory controller). ``read`` sums its slice (the reduction writes nothing
+    back; its passes are one NumPy call over a stride-0 view that repeats the slice); the
+    triad is two ufunc passes (a = q c; a += b) over cache-sized blocks, so its memory
+    traffic is the 3 words STREAM counts, not 5.
     """
     import numpy as np
     from concurrent.futures import ThreadPoolExecutor
+
+    from numpy.lib.stride_tricks import as_strided
 
     if kind not in STREAM_WORDS:
         raise ValueError(f"unknown STREAM kernel {kind!r}: choose {', '.join(STREAM_WORDS)}")
     n = int(n_bytes) // 8
     if n < 1:
         raise ValueError(f"n_bytes must be at least 8, got {n_bytes}")
+    passes = max(1, int(passes))
     t = max(1, min(threads or thread_policy(), n))
     # filled, not np.empty: the pages are faulted in here, not in the timed pass
     a, b = np.zeros(n), np.full(n, 1.0)
@@ -409,18 +412,21 @@ def stream_pass(kind: str, n_bytes: int, threads: int | None = None):
 
     def read(i):
         lo, hi = slices[i]
-        sums[i] = b[lo:hi].sum()
+        view = as_strided(b[lo:hi], (passes, hi - lo), (0, 8))
+        sums[i] = np.add.reduce(view, axis=1).sum()
 
     def copy(i):
         lo, hi = slices[i]
-        np.copyto(a[lo:hi], b[lo:hi])
+        for _ in range(passes):
+            np.copyto(a[lo:hi], b[lo:hi])
 
     def triad(i):
         lo, hi = slices[i]
-        for s in range(lo, hi, TRIAD_BLOCK):
-            e = min(s + TRIAD_BLOCK, hi)
-            np.multiply(c[s:e], TRIAD_SCALAR, out=a[s:e])
-            np.add(a[s:e], b[s:e], out=a[s:e])
+        for _ in range(passes):
+            for s in range(lo, hi, TRIAD_BLOCK):
+                e = min(s + TRIAD_BLOCK, hi)
+                np.multiply(c[s:e], TRIAD_SCALAR, out=a[s:e])
+                np.add(a[s:e], b[s:e], out=a[s:e])
 
     work = {"read": read, "copy": copy, "triad": triad}[kind]
 

@@ -11,8 +11,11 @@ bytes. The bandwidth is that of the memory level the problem's footprint fits in
 held against that cache's measured bandwidth, not DRAM's. A fraction above 1 means
 a limit is wrong, never that a kernel beat physics.
 
-``Ceilings`` holds a machine's measured limits (``sparsekit calibrate``: read
-bandwidth per level, the best GEMM rate of any backend) and picks the level.
+``Ceilings`` holds a machine's measured limits (``sparsekit calibrate``: read bandwidth
+against working-set size, the best GEMM rate of any backend) and picks the bandwidth: the
+one measured at the largest working set no bigger than the problem's footprint. Bandwidth
+only falls as a working set grows (it spills from L1 to L2 to the last-level cache to
+DRAM), so that figure is at least what the problem itself can reach.
 """
 from __future__ import annotations
 
@@ -54,20 +57,30 @@ class Level:
 
 @dataclass(frozen=True)
 class Ceilings:
-    """A machine's measured limits: memory levels smallest first (DRAM last) and the compute peak."""
+    """A machine's measured limits: memory levels smallest first (DRAM last), the compute peak,
+    and the read-bandwidth curve (working-set bytes, GB/s) smallest first, when measured."""
 
     levels: tuple
     peak_gflops: float | None
     #: False for calibrations that measured DRAM only: cache-resident problems then have no ceiling
     cache_levels: bool = True
+    curve: tuple = ()
 
     def level_for(self, footprint: float | None) -> Level | None:
-        """The smallest level the footprint fits in; None when that level was not measured."""
+        """The bandwidth a problem of ``footprint`` bytes is held against, as a Level named after
+        the memory level it fits in: from the curve, the point at the largest working set no
+        bigger than the footprint (None below the smallest set measured); without a curve, the
+        level's own figure (None when that level was not measured)."""
         if footprint is None or not math.isfinite(footprint) or footprint <= 0:
             return None
-        for level in self.levels:
-            if footprint <= level.capacity:
-                return level if _positive(level.read_gbps) else None
+        home = next((lv for lv in self.levels if footprint <= lv.capacity), None)
+        if self.curve:
+            below = [(b, g) for b, g in self.curve if b <= footprint and _positive(g)]
+            if not below or home is None:
+                return None
+            return Level(home.name, home.capacity, max(below)[1])
+        if home is not None:
+            return home if _positive(home.read_gbps) else None
         return None
 
     def fraction(self, flops: float, nbytes: float, seconds: float, footprint: float | None = None):
@@ -101,7 +114,13 @@ class Ceilings:
                 except (TypeError, ValueError, KeyError):
                     continue
             levels.sort(key=lambda lv: lv.capacity)
-            return cls(tuple(levels), limits.get("gemm_gflops"), True)
+            curve = []
+            for p in limits.get("curve") or []:
+                try:
+                    curve.append((float(p["bytes"]), p.get("read_gbps")))
+                except (TypeError, ValueError, KeyError):
+                    continue
+            return cls(tuple(levels), limits.get("gemm_gflops"), True, tuple(sorted(curve)))
         backends = calib.get("backends") if isinstance(calib.get("backends"), dict) else {}
         triads = [e.get("triad_gbps") for e in backends.values() if isinstance(e, dict) and _positive(e.get("triad_gbps"))]
         peaks = [e.get("gemm_gflops") for e in backends.values() if isinstance(e, dict) and _positive(e.get("gemm_gflops"))]

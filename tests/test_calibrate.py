@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -241,3 +242,42 @@ def test_tune_reaches_backends_that_can(monkeypatch):
         assert seen == [None]
     finally:
         registry.unregister("tunable")
+
+
+def test_ceilings_follow_the_read_curve():
+    """A footprint is held against the bandwidth at the largest working set no bigger than it (bandwidth
+    only falls as the set grows), named after the cache level it fits in; below the curve: no ceiling."""
+    from sparsekit.roofline import Ceilings
+
+    calib = {"limits": {"gemm_gflops": 100.0, "levels": [
+        {"name": "L1d", "capacity": 64 << 10, "read_gbps": 500.0}, {"name": "L2", "capacity": 2 << 20, "read_gbps": 250.0},
+        {"name": "LLC", "capacity": 32 << 20, "read_gbps": 200.0}, {"name": "DRAM", "capacity": None, "read_gbps": 50.0}],
+        "curve": [{"bytes": 16 << 10, "read_gbps": 500.0}, {"bytes": 1 << 20, "read_gbps": 260.0},
+                  {"bytes": 2 << 20, "read_gbps": 270.0}, {"bytes": 16 << 20, "read_gbps": 210.0},
+                  {"bytes": 128 << 20, "read_gbps": 50.0}]}}
+    c = Ceilings.from_calibration(calib)
+    lv = c.level_for(2.2 * 2**20)  # just past L2: the 2 MiB point bounds it, not the LLC's 16 MiB one
+    assert (lv.name, lv.read_gbps) == ("LLC", 270.0)
+    assert c.level_for(20 << 20).read_gbps == 210.0 and c.level_for(1 << 30).name == "DRAM"
+    assert c.level_for(8 << 10) is None  # smaller than anything measured
+    f, name = c.fraction(1e6, 2.2 * 2**20, 1e-5)
+    assert name == "LLC" and f == pytest.approx(max(1e6 / 100e9, 2.2 * 2**20 / 270e9) / 1e-5)
+
+
+def test_curve_takes_the_best_probe_and_backends_that_read_themselves(small, monkeypatch):
+    monkeypatch.setattr(C, "READ_PROBES", {"slow": lambda nb, r: 10.0, "fast": lambda nb, r: 40.0})
+    monkeypatch.setattr(C, "SETTLE_S", 0.0)
+
+    class _Reader(sparsekit.Backend):
+        name = "reader"
+
+        def stream(self, kind, n_bytes, passes=1):
+            assert kind == "read" and passes >= 1
+            return sparsekit.Plan(lambda: time.sleep(n_bytes * passes / 80e9))
+
+    curve = C.measure_curve({"reader": _Reader(), "numpy": sparsekit.backend("numpy")}, quick=True)
+    assert [p["bytes"] for p in curve] == C.working_sets(quick=True)
+    assert all(set(p["probes"]) == {"slow", "fast", "reader backend"} for p in curve)  # numpy: the host default
+    assert all(p["source"] in ("fast", "reader backend") and p["read_gbps"] >= 40.0 for p in curve)
+    levels = C.levels_from_curve(curve, quick=True)
+    assert [lv["name"] for lv in levels][-1] == "DRAM" and levels[-1]["probe_bytes"] == curve[-1]["bytes"]

@@ -409,3 +409,17 @@ def test_moe_low_precision_generation(kw):
     p = sparsekit.make_problem("moe", m=2, n=8, experts=8, top_k=2, **kw)
     y = sparsekit.reference(p)
     assert sparsekit.check(p, y.astype(np.float32)).ok
+
+
+def test_spmm_compulsory_bytes_follow_the_format():
+    """BSR moves its blocks' values and one index per block; N:M a value and an index each (no row offsets)."""
+    p = sparsekit.make_problem("spmm", m=64, k=64, n=8, sparsity=0.75, pattern="block", blocksize=(4, 4), format="bsr")
+    blocks = 64 * 64 // 16 // 4  # a quarter of the 4x4 blocks are kept
+    dense_part = (64 * 8 + 64 * 8) * 4
+    assert sparsekit.compulsory_bytes(p) == blocks * (16 * 4 + 4) + (64 // 4 + 1) * 4 + dense_part
+    q = sparsekit.make_problem("spmm", m=64, k=64, n=8, nm="2:4", format="nm")
+    assert sparsekit.compulsory_bytes(q) == 64 * 32 * (4 + 4) + dense_part
+    spec = sparsekit.get_kernel("spmm")
+    f_bsr, b_bsr = spec.nominal_model(dict(m=64, k=64, n=8, sparsity=0.75, format="bsr", blocksize=(4, 4)))
+    assert b_bsr == pytest.approx(1024 * 4 + 64 * 4 + 17 * 4 + dense_part)
+    assert spec.nominal_model(dict(m=64, k=64, n=8, sparsity=0.75, format="csr"))[1] > b_bsr

@@ -135,6 +135,16 @@ class CpuBackend(sparsekit.Backend):
         """``sparsekit calibrate --tune``: ``sparsekit_cpu.tuning.tune`` on its default problems."""
         return tuning.tune(None, progress)
 
+    def stream(self, kind: str, n_bytes: int, passes: int = 1):
+        """``read``: this backend's own threads reading a float32 array ``passes`` times per call
+        (``_stream.read_plan``); copy and triad: the host default."""
+        if kind != "read":
+            return super().stream(kind, n_bytes, passes)
+        from ._stream import read_plan
+
+        run, out = read_plan(n_bytes, passes, self.threads, lanes=self.machine.lanes(4))
+        return Plan(run, fetch=lambda _: out)
+
     def device(self) -> str:
         return f"{cpu_description()} ({self.threads} Numba threads)"
 

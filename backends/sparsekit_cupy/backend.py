@@ -364,10 +364,13 @@ class CupyBackend(sparsekit.Backend):
 
     # -- calibration hook (sparsekit.calibrate) -------------------------------------------------
 
-    def stream(self, kind: str, n_bytes: int) -> Plan:
+    def stream(self, kind: str, n_bytes: int, passes: int = 1) -> Plan | None:
         """STREAM copy (a = b) or triad (a = b + 3 c) over float64 device arrays of ``n_bytes`` each:
         device-to-device traffic, the roof the gather kernel is compared with. The triad is one
-        elementwise kernel (3 words per element, as STREAM counts), compiled by its warm-up here."""
+        elementwise kernel (3 words per element, as STREAM counts), compiled by its warm-up here.
+        One pass per call; ``read``: None (not measured here)."""
+        if kind == "read":
+            return None
         if kind not in ("copy", "triad"):
             raise ValueError(f"unknown STREAM kernel {kind!r}: choose 'copy' or 'triad'")
         n = int(n_bytes) // 8

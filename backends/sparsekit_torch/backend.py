@@ -208,12 +208,15 @@ class TorchBackend(sparsekit.Backend):
         return self._plan(run, fetch=lambda out: _to_host(out.T))
 
     # -- calibration hook (sparsekit.calibrate) -------------------------------------
-    def stream(self, kind: str, n_bytes: int):
-        """STREAM copy (a = b) or triad (a = b + 3 c) on float64 device tensors of ``n_bytes`` each.
+    def stream(self, kind: str, n_bytes: int, passes: int = 1):
+        """STREAM copy (a = b) or triad (a = b + 3 c) on float64 device tensors of ``n_bytes`` each
+        (one pass per call; ``read``: None, not measured through torch).
 
         torch's elementwise kernels run on its own thread pool (or the GPU), so
         this measures what torch itself can stream, not the host default.
         """
+        if kind == "read":
+            return None
         if kind not in ("copy", "triad"):
             raise ValueError(f"unknown STREAM kernel {kind!r}: choose 'copy' or 'triad'")
         n = int(n_bytes) // 8

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import io
 from .weights import WEIGHT_DEFAULTS, csr_bytes, dense_operand, sparse_weights
-from .base import BenchGrid, Case, SparseWeightsProduct, dim, shape_str
+from .base import INDEX_BYTES, BenchGrid, Case, SparseWeightsProduct, dim, shape_str, value_bytes
 
 FORMATS = ("csr", "bsr", "nm")
 
@@ -66,8 +67,37 @@ class SpMM(SparseWeightsProduct):
         return w.data.reshape(w.shape[0], r), w.indices.reshape(w.shape[0], r)
 
     def compulsory_bytes(self, problem):
+        """W in the storage the problem asks for (CSR; BSR: its blocks' values and one index per
+        block; N:M: values and an index each, no row offsets), X read once, Y written once."""
         w, x = problem.inputs["w"], problem.inputs["x"]
-        return csr_bytes(w.nnz, w.shape[0], x.itemsize) + (x.size + w.shape[0] * x.shape[1]) * x.itemsize
+        dense_part = (x.size + w.shape[0] * x.shape[1]) * x.itemsize
+        fmt = problem.params.get("format")
+        if fmt == "bsr":
+            bh, bw = problem.params["blocksize"]
+            blocks = problem.cached("bsr_blocks", lambda: sp.bsr_matrix(w, blocksize=(bh, bw)).indices.size)
+            return blocks * (bh * bw * x.itemsize + INDEX_BYTES) + (w.shape[0] // bh + 1) * INDEX_BYTES + dense_part
+        if fmt == "nm":
+            return w.nnz * (x.itemsize + INDEX_BYTES) + dense_part
+        return csr_bytes(w.nnz, w.shape[0], x.itemsize) + dense_part
+
+    def nominal_model(self, params):
+        """As ``compulsory_bytes``, from the parameters (nnz = (1 - sparsity) x size; BSR blocks
+        fully populated, as the block pattern makes them)."""
+        got = super().nominal_model(params)
+        fmt = params.get("format")
+        if got is None or fmt not in ("bsr", "nm"):
+            return got
+        flops, _ = got
+        eq = self.dense_equivalent(params)
+        m, k, n = eq["m"], eq["k"], eq["n"]
+        v = value_bytes(params.get("dtype", "float32"))
+        stored = (1.0 - self.nominal_sparsity(params)) * m * k
+        if fmt == "bsr":
+            bh, bw = params.get("blocksize") or (4, 4)
+            nbytes = stored * v + stored / (bh * bw) * INDEX_BYTES + (m / bh + 1) * INDEX_BYTES
+        else:
+            nbytes = stored * (v + INDEX_BYTES)
+        return flops, nbytes + v * (k * n + m * n)
 
     benchmarks = (
         # CSR over generated patterns x shape x weight sparsity
