@@ -155,6 +155,13 @@ class Backend:
             raise Unsupported(f"backend {self.name!r} does not do dtype {problem.dtype} (it does {', '.join(self.dtypes)})")
         return getattr(self, f"_prepare_{problem.kernel}")(problem)
 
+    def peak_probe(self, dtype: str = "float32"):
+        """(Plan, FLOPs per call) of this backend's arithmetic peak in ``dtype`` (independent FMA chains
+        held in registers, the Empirical Roofline Toolkit's compute kernel), or None: ``sparsekit
+        calibrate`` keeps the machine's compute ceiling at no less than this, since a kernel with its
+        own vector code can run faster than the BLAS GEMM that sets the other estimate."""
+        return None
+
     def tune_strategies(self, progress=None) -> list[dict] | None:
         """Time the strategies this backend's inspector cannot decide between on its own problem set and
         remember the winners for this machine (``sparsekit calibrate --tune``); None: nothing to tune.

@@ -24,10 +24,14 @@ Measured on the host, with the thread policy the benchmarks use:
   (``gemm_shapes()``), the best rate, each the best of several calls, in float32
   (``gemm_gflops``) and, unless ``quick``, float64 too. A sample of the result's rows
   is checked against the float64 oracle so a wrong GEMM cannot set a peak.
-* the machine's limits (``limits``): the levels above, DRAM copy/triad (the best
-  backend), and the compute peak: the best GEMM rate of any backend -- a limit of the
-  machine, not of one library, so each backend's fraction says how close it came to
-  what the machine can do.
+* per backend with its own vector code (``Backend.peak_probe``: the cpu backend), the
+  arithmetic peak: independent FMA chains held in registers on its threads, the
+  Empirical Roofline Toolkit's compute kernel.
+* the machine's limits (``limits``): the curve and levels above, DRAM copy/triad (the
+  best backend), and the compute peak: the best GEMM rate or FMA-chain rate of any
+  backend -- a limit of the machine, not of one library (a sparse kernel with its own
+  vector code can outrun the BLAS GEMM on this CPU), so each backend's fraction says how
+  close it came to what the machine can do.
 
 Units: GB/s and GFLOP/s are 1e9 bytes and 1e9 floating-point operations per
 second; one multiply-accumulate (the catalogue's ``Ops``) is 2 FLOPs.
@@ -39,7 +43,8 @@ beside the asv results (``save``/``load``)::
      when known), "versions", "quick", "llc_bytes", "notes": [...],
      "limits": {"curve": [{"bytes", "read_gbps", "source", "probes"}],
                 "levels": [{"name", "capacity", "probe_bytes", "read_gbps", "source"}],
-                "copy_gbps", "triad_gbps", "read_gbps", "gemm_gflops", "gemm_backend"},
+                "copy_gbps", "triad_gbps", "read_gbps", "gemm_gflops", "gemm_backend",
+                "peak_gflops", "peak_source"},
      "backends": {name: {"device", "read_gbps", "copy_gbps", "triad_gbps", "gemm_gflops",
                          "threads", "code", "details": {...}}}}
 
@@ -381,6 +386,13 @@ def _calibrate_one(name: str, be, quick: bool, progress: bool, notes: list) -> d
         entry["details"]["gemm"][dtype] = got
         if dtype == "float32":
             entry["gemm_gflops"] = got["gflops"]
+    probe = be.peak_probe("float32")
+    if probe is not None:
+        _say(progress, f"{name}: arithmetic peak (FMA chains), float32")
+        plan, flops = probe
+        time.sleep(SETTLE_S)  # the GEMM's BLAS pool still spins and would share the cores
+        with plan:
+            entry["peak_gflops"] = flops / best_seconds(plan, max(repeats, 5)) / 1e9
     return entry
 
 
@@ -446,10 +458,13 @@ def machine_limits(curve: list[dict], backends: dict, quick: bool = False) -> di
     if curve and read is not None and not (_positive(curve[-1]["read_gbps"]) and curve[-1]["read_gbps"] >= read):
         curve[-1].update(read_gbps=read, source=f"{read_by} STREAM read")
     levels = levels_from_curve(curve, quick)
-    peak, peak_by = best("gemm_gflops")
+    gemm, gemm_by = best("gemm_gflops")
+    fma, fma_by = best("peak_gflops")
+    peak, peak_by = max([(gemm or 0.0, f"{gemm_by} GEMM"), (fma or 0.0, f"{fma_by} FMA chains")])
     return {"curve": curve, "levels": levels, "read_gbps": curve[-1]["read_gbps"] if curve else None,
             "copy_gbps": best("copy_gbps")[0], "triad_gbps": best("triad_gbps")[0],
-            "gemm_gflops": peak, "gemm_backend": peak_by}
+            "gemm_gflops": gemm, "gemm_backend": gemm_by,
+            "peak_gflops": peak or None, "peak_source": peak_by if peak else None}
 
 
 def backend_code_hash(name: str) -> str | None:
@@ -583,8 +598,8 @@ def table(result: dict) -> str:
                "-" if not lv.get("probe_bytes") else f"{lv['probe_bytes'] / MiB:.3g} MiB", _fmt(lv.get("read_gbps"), ".1f"),
                lv.get("source") or "-"] for lv in limits.get("levels", [])]
     if levels:
-        out += "\n\nmachine limits: read bandwidth by memory level, peak " + _fmt(limits.get("gemm_gflops"), ".1f") + \
-               f" GFLOP/s ({limits.get('gemm_backend') or 'no backend'})\n"
+        out += "\n\nmachine limits: read bandwidth by memory level, peak " + _fmt(limits.get("peak_gflops"), ".1f") + \
+               f" GFLOP/s ({limits.get('peak_source') or 'no backend'})\n"
         out += tabulate(levels, headers=["level", "capacity", "working set", "read GB/s", "best probe"],
                         disable_numparse=True)
     return out

@@ -120,7 +120,7 @@ class Ceilings:
                     curve.append((float(p["bytes"]), p.get("read_gbps")))
                 except (TypeError, ValueError, KeyError):
                     continue
-            return cls(tuple(levels), limits.get("gemm_gflops"), True, tuple(sorted(curve)))
+            return cls(tuple(levels), limits.get("peak_gflops") or limits.get("gemm_gflops"), True, tuple(sorted(curve)))
         backends = calib.get("backends") if isinstance(calib.get("backends"), dict) else {}
         triads = [e.get("triad_gbps") for e in backends.values() if isinstance(e, dict) and _positive(e.get("triad_gbps"))]
         peaks = [e.get("gemm_gflops") for e in backends.values() if isinstance(e, dict) and _positive(e.get("gemm_gflops"))]

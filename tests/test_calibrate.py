@@ -281,3 +281,36 @@ def test_curve_takes_the_best_probe_and_backends_that_read_themselves(small, mon
     assert all(p["source"] in ("fast", "reader backend") and p["read_gbps"] >= 40.0 for p in curve)
     levels = C.levels_from_curve(curve, quick=True)
     assert [lv["name"] for lv in levels][-1] == "DRAM" and levels[-1]["probe_bytes"] == curve[-1]["bytes"]
+
+
+def test_compute_ceiling_is_the_best_of_gemm_and_fma_chains():
+    """A backend's own vector code can outrun the BLAS GEMM: the machine's peak is the larger rate,
+    named after what measured it, and the roofline holds kernels against that peak."""
+    from sparsekit.roofline import Ceilings
+
+    curve = [{"bytes": 1 << 30, "read_gbps": 50.0, "source": "host"}]
+    lim = C.machine_limits(curve, {"numpy": {"gemm_gflops": 250.0, "read_gbps": 50.0},
+                                   "cpu": {"gemm_gflops": 200.0, "peak_gflops": 520.0}}, quick=True)
+    assert (lim["gemm_gflops"], lim["gemm_backend"]) == (250.0, "numpy")
+    assert (lim["peak_gflops"], lim["peak_source"]) == (520.0, "cpu FMA chains")
+    assert Ceilings.from_calibration({"limits": lim}).peak_gflops == 520.0
+    lim = C.machine_limits(curve, {"numpy": {"gemm_gflops": 250.0}}, quick=True)
+    assert (lim["peak_gflops"], lim["peak_source"]) == (250.0, "numpy GEMM")
+
+
+def test_cpu_peak_probe_counts_its_flops():
+    """The FMA probe's FLOP count matches its loop (so the rate is real), and its run returns finite values."""
+    rec = {r.name: r for r in sparsekit.backends()}.get("cpu")
+    if rec is None or not rec.available:
+        pytest.skip(f"cpu backend unavailable: {rec.reason if rec else 'not registered'}")
+    be = sparsekit.backend("cpu")
+    from sparsekit_cpu._stream import FMA_CHAINS, fma_plan
+
+    run, flops = fma_plan(2, 16, np.float32, iters=1000)
+    assert flops == 2 * 16 * FMA_CHAINS * 1000 * 2
+    assert np.isfinite(run()).all() and (run() > 0).all()
+    plan, flops = be.peak_probe("float32")
+    with plan:
+        plan()
+        assert np.isfinite(plan.result()).all()
+    assert flops > 0 and be.peak_probe("int8") is None

@@ -145,6 +145,16 @@ class CpuBackend(sparsekit.Backend):
         run, out = read_plan(n_bytes, passes, self.threads, lanes=self.machine.lanes(4))
         return Plan(run, fetch=lambda _: out)
 
+    def peak_probe(self, dtype: str = "float32"):
+        """Independent FMA chains on this backend's threads (``_stream.fma_plan``)."""
+        from ._stream import fma_plan
+
+        if dtype not in ("float32", "float64"):
+            return None
+        itemsize = 4 if dtype == "float32" else 8
+        run, flops = fma_plan(self.threads, self.machine.lanes(itemsize), np.dtype(dtype).type)
+        return Plan(run), flops
+
     def device(self) -> str:
         return f"{cpu_description()} ({self.threads} Numba threads)"
 
