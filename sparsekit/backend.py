@@ -110,6 +110,10 @@ class Backend:
     #: Lava's simulator allows one network per process, so preparing a second plan
     #: retires the first; callers that hold several plans (workloads) check this.
     max_live_plans: int | None = None
+    #: at most this many Hypothesis-drawn problems per property test of the conformance suite
+    #: (None: the profile's ``max_examples``), for a backend whose every plan costs a large
+    #: fixed price (Lava compiles and starts a network of processes per plan).
+    conformance_examples: int | None = None
 
     def __init_subclass__(cls, **kwargs):
         """A kernel in ``supports`` without its ``_prepare_<kernel>`` is a packaging mistake:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import XFAIL_DIR
@@ -130,3 +131,36 @@ def test_xfails_file_marks_strictly(tmp_path):
     # strict: the test that passes although listed fails the run
     assert "XPASS(strict)" in out or "[XPASS(strict)]" in out, out[-2000:]
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED
+
+
+class _Counting:
+    """The numpy backend behind a counter, with a drawn-problem budget (``conformance_examples``)
+    and optionally a wrong answer, to check the budget and that a capped run still fails."""
+
+    def __init__(self, examples, wrong=False):
+        import sparsekit
+
+        self._numpy = sparsekit.backend("numpy")
+        self.name, self.conformance_examples, self.wrong, self.prepared = "numpy", examples, wrong, 0
+
+    def info(self):
+        return self._numpy.info()
+
+    def prepare(self, problem):
+        import sparsekit
+
+        self.prepared += 1
+        plan = self._numpy.prepare(problem)
+        if not self.wrong:
+            return plan
+        return sparsekit.Plan(lambda: None, fetch=lambda _: np.asarray(sparsekit.reference(problem)) + 1.0)
+
+
+def test_drawn_problem_budget_caps_examples_and_still_fails_a_wrong_backend():
+    from sparsekit.testing import conformance
+
+    be = _Counting(examples=7)
+    conformance._drawn_property(be.conformance_examples)(be, "spmm")
+    assert 1 <= be.prepared <= 7
+    with pytest.raises(AssertionError):
+        conformance._drawn_property(7)(_Counting(examples=7, wrong=True), "spmm")

@@ -190,6 +190,7 @@ def test_interrupted_call_kills_the_network_instead_of_hanging():
 def test_stop_is_bounded_when_a_child_died_or_lava_does_not_answer(monkeypatch):
     import os
     import signal
+    import threading
     import time
     import warnings
 
@@ -213,10 +214,17 @@ def test_stop_is_bounded_when_a_child_died_or_lava_does_not_answer(monkeypatch):
     monkeypatch.setattr(_network, "STOP_TIMEOUT_S", 0.5)
     plan = be.prepare(p)
     net = _only_live_network()
-    net.source.stop = lambda: time.sleep(30)  # a graceful stop that never returns
-    with pytest.warns(RuntimeWarning, match="did not answer within 0.5 s; its processes were killed"):
-        plan.close()
-    _assert_released()
+    stuck = threading.Event()
+    net.source.stop = lambda: stuck.wait(30)  # a graceful stop that does not return in time
+    try:
+        with pytest.warns(RuntimeWarning, match="did not answer within 0.5 s; its processes were killed"):
+            plan.close()
+        _assert_released()
+    finally:
+        # Lava's Process.__del__ calls stop() again when the process is collected: without
+        # this the stand-in would hold up whichever later test the collector runs in, for 30 s
+        stuck.set()
+        del net.source.stop
 
 
 # -- float: exact rasters, metrics --------------------------------------------------------

@@ -11,9 +11,11 @@ Shipped in the wheel: ``pytest --pyargs sparsekit.testing --backend NAME``.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import sparsekit
@@ -210,15 +212,29 @@ def _run_drawn(backend, p):
     return y
 
 
-@pytest.mark.parametrize("kernel", sparsekit.kernels())
-@given(data=st.data())
-def test_drawn_problems(backend, kernel, data):
-    """Hypothesis-drawn problems: 1x1, n=1, 0% and 100% sparsity, k=0 and k=m winners,
-    zero selected rows, top_k = experts, user weights with duplicate/unsorted indices."""
-    _skip_unless_kernel(backend, kernel)
+def _drawn_problem(backend, kernel, data):
     dtype = data.draw(st.sampled_from(_drawable_dtypes(backend, kernel)), label="dtype")
     p = data.draw(sks.problems(kernel, dtype=dtype), label="problem")
     _run_drawn(backend, p)
+
+
+@functools.lru_cache(maxsize=None)
+def _drawn_property(examples: int | None):
+    """The property as a Hypothesis test, with the profile's settings or at most ``examples``
+    (``Backend.conformance_examples``; one pytest test serves every backend, so the budget is
+    chosen per call rather than by a decorator)."""
+    fn = _drawn_problem
+    if examples is not None:
+        fn = settings(max_examples=min(examples, settings.default.max_examples))(fn)
+    return given(data=st.data())(fn)
+
+
+@pytest.mark.parametrize("kernel", sparsekit.kernels())
+def test_drawn_problems(backend, kernel):
+    """Hypothesis-drawn problems: 1x1, n=1, 0% and 100% sparsity, k=0 and k=m winners,
+    zero selected rows, top_k = experts, user weights with duplicate/unsorted indices."""
+    _skip_unless_kernel(backend, kernel)
+    _drawn_property(getattr(backend, "conformance_examples", None))(backend, kernel)
 
 
 @given(data=st.data())
