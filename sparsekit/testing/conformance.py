@@ -223,7 +223,11 @@ def _drawn_property(examples: int | None):
     """The property as a Hypothesis test, with the profile's settings or at most ``examples``
     (``Backend.conformance_examples``; one pytest test serves every backend, so the budget is
     chosen per call rather than by a decorator)."""
-    fn = _drawn_problem
+    # A fresh function per budget: Hypothesis's ``settings`` marks the function it decorates,
+    # so decorating the shared ``_drawn_problem`` for a second budget would be refused.
+    def fn(backend, kernel, data):
+        _drawn_problem(backend, kernel, data)
+
     if examples is not None:
         fn = settings(max_examples=min(examples, settings.default.max_examples))(fn)
     return given(data=st.data())(fn)
