@@ -13,11 +13,20 @@ strict, stale entries fail a whole-suite run) and the Hypothesis profiles.
 """
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["sparsekit.testing.plugin"]
+
+# Several tests send SIGINT (Ctrl-C) to a process they start and check that it stops cleanly.
+# A shell that starts a job in the background without job control (`make test &`, nohup, some
+# CI runners) hands it SIGINT *ignored*, and an ignored signal stays ignored across exec, so
+# every child would ignore the test's Ctrl-C. Caught (not ignored) here, SIGINT is back to its
+# default in each child at exec, as under an interactive shell; pytest itself stops on Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 XFAIL_DIR = Path(__file__).parent / "xfail"
 
