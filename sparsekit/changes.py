@@ -308,15 +308,24 @@ def summary_lines(found: dict | None, limit: int = 12) -> list[str]:
     if not shown:
         return [head, "no change beyond the factor"]
     lines = [head]
+    unconfirmed = 0
     for c in shown[:limit]:
         ratio = "" if c.ratio is None else f" {c.ratio:.2f}x"
         v = _v if ".time_" in c.benchmark else _n
-        conf = f" [{c.confirmation}" + (f": re-measured {v(c.remeasured.get('before'))} -> {v(c.remeasured.get('after'))}"
-                                       if c.remeasured else "") + "]" if c.confirmation else ""
-        v = _v if ".time_" in c.benchmark else _n
+        if c.confirmation:
+            conf = f" [{c.confirmation}" + (f": re-measured {v(c.remeasured.get('before'))} -> "
+                                           f"{v(c.remeasured.get('after'))}" if c.remeasured else "") + "]"
+        elif c.kind in REGRESSIONS:
+            # two result files from different sessions disagree more often than code does: say so
+            conf, unconfirmed = " [not re-measured]", unconfirmed + 1
+        else:
+            conf = ""
         lines.append(f"{c.kind:>13}{ratio}  {c.key}: {v(c.before)} -> {v(c.after)}{conf}")
     if len(shown) > limit:
         lines.append(f"... and {len(shown) - limit} more (sparsekit compare --machine {found['machine']})")
+    if unconfirmed:
+        lines.append(f"not re-measured: stored results only; `sparsekit compare --machine {found['machine']} --confirm` "
+                     "measures both commits side by side")
     return lines
 
 

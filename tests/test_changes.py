@@ -56,6 +56,9 @@ def test_each_change_is_classified(tmp_path):
     assert not changes.gate(found["changes"])  # unconfirmed regressions block
     lines = changes.summary_lines(found)
     assert lines[0].startswith("== box: changed since aaaaaaaa") and "new failure" in lines[1]
+    # stored results alone accuse nobody: each regression says it was not re-measured, and how to
+    assert all(line.endswith("[not re-measured]") for line in lines[1:] if line.lstrip().startswith(changes.REGRESSIONS))
+    assert lines[-1].startswith("not re-measured:") and "--confirm" in lines[-1]
 
 
 def test_same_numbers_no_change(tmp_path):
