@@ -266,7 +266,8 @@ def run_side_by_side(repo: Path, machine: str, commits: list[str], bench: list[s
 def confirm(changes: list[Change], repo: Path, machine: str, base: str, head: str, *, factor: float = FACTOR,
             limit: int = CONFIRM_MAX, launch: str | None = None, progress: bool = True, scratch=None) -> list[Change]:
     """Re-measure the flagged changes' benchmarks on both commits side by side and mark each
-    ``confirmed`` (the re-measurement shows the same kind of change) or ``noise``."""
+    ``confirmed`` (the re-measurement shows the regression: the same one, or a significant one where
+    the stored samples said noise) or ``noise`` (it does not)."""
     todo = sorted(flagged(changes), key=lambda c: -(c.ratio or 0))
     for c in todo[limit:]:
         c.confirmation = f"not re-measured (only the {limit} largest changes are)"
@@ -287,7 +288,12 @@ def confirm(changes: list[Change], repo: Path, machine: str, base: str, head: st
     for c in todo:
         r = again.get(c.key)
         c.remeasured = {"before": (fresh_old.get(c.key) or {}).get("value"), "after": (fresh_new.get(c.key) or {}).get("value")}
-        c.confirmation = "confirmed" if r is not None and r.kind == c.kind else "noise"
+        if r is not None and r.kind in REGRESSIONS and c.kind in (r.kind, "noise"):
+            # a stored slowdown seen again, or one the stored samples could not decide ("noise"
+            # beyond the factor) that the side-by-side run shows significant: a regression
+            c.kind, c.confirmation = r.kind, "confirmed"
+        else:
+            c.confirmation = "noise"
     return changes
 
 

@@ -121,6 +121,29 @@ def test_confirmed_regression_fails_the_gate(tmp_path, monkeypatch):
     assert changes.main(root, "box", gate_exit=False, progress=False) == 0
 
 
+@pytest.mark.parametrize("again, kind, confirmation", [
+    (0.0106, "noise", "noise"),        # undecided before, equal now: noise, not a regression
+    (0.0200, "slower", "confirmed"),   # undecided before, a clear 2x side by side: a regression
+])
+def test_an_undecided_slowdown_is_settled_by_the_remeasurement(tmp_path, monkeypatch, again, kind, confirmation):
+    # 1.5x with wide, overlapping samples: the stored results cannot decide ("noise" beyond the factor)
+    old = {NAME_T: row([0.010, 0.004, 0.001], 0.5)}
+    new = {NAME_T: row([0.015, 0.004, 0.001], 0.5)}
+    found = changes.changes_since(files(tmp_path, old, new), "box")
+    [c] = found["changes"]
+    assert c.kind == "noise" and c.ratio > changes.FACTOR
+
+    def remeasure(repo, machine, commits, bench, results_dir, **kw):
+        result_file(results_dir / machine, {NAME_T: row([0.010, 0.004, 0.001], 0.02)}, commit=A, date=DATE)
+        result_file(results_dir / machine, {NAME_T: row([again, 0.004, 0.001], 0.02)}, commit=B, date=DATE + 1)
+        return 0
+
+    monkeypatch.setattr(changes, "run_side_by_side", remeasure)
+    changes.confirm(found["changes"], tmp_path, "box", A, B, scratch=tmp_path / "scratch")
+    assert (c.kind, c.confirmation) == (kind, confirmation)
+    assert changes.gate(found["changes"]) == (kind == "noise")
+
+
 def test_asv_config_keeps_the_project_settings(tmp_path):
     from pathlib import Path
 
