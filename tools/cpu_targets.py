@@ -575,6 +575,11 @@ def load_baseline(ref: str):
     sys.path.insert(0, dest)
     import importlib
 
+    import sparsekit.host
+
+    # core modules an older backend imports under their former names (sparsekit._sysinfo
+    # became the public sparsekit.host; the functions it used kept their names)
+    sys.modules.setdefault("sparsekit._sysinfo", sparsekit.host)
     mod = importlib.import_module("sparsekit_cpu_base.backend")
     return f"cpu@{ref}", mod.CpuBackend()
 
