@@ -165,6 +165,26 @@ def test_gather_strategies_forced(cpu, name, n):
     _run(cpu, sk.make_problem("gather_mm", m=300, k=45, n=n, rows=13, dtype="float32", seed=6), force=name)
 
 
+@pytest.mark.parametrize("n", [33, 64])
+def test_gather_tiles_sum_long_rows_in_blocks(cpu, n):
+    """k = 2600: ten full k blocks of the tiles and a partial one, 67 rows (the one-row tail),
+    n = 33 a masked strip. The error stays at the level of float32 BLAS on the same rows: one
+    running sum over the whole row was about 4x BLAS's at k = 2048."""
+    from sparsekit_cpu import _tiles
+
+    assert 2600 > 10 * _tiles.K_BLOCK
+    p = sk.make_problem("gather_mm", m=3000, k=2600, n=n, rows=67, dtype="float32", seed=7)
+    plan = _run(cpu, p, force="gather.tiles")
+    ref = np.asarray(sk.reference(p), dtype=np.float64)
+
+    def err(y):
+        return float(np.abs(np.asarray(y, np.float64) - ref).max() / np.abs(ref).max())
+
+    w, rows, x = p.inputs["w"], p.inputs["rows"], p.inputs["x"]
+    blas = err(np.asarray(w)[np.asarray(rows)] @ np.asarray(x))
+    assert err(plan.result()) <= 2 * blas, (err(plan.result()), blas)
+
+
 @pytest.mark.parametrize("n", [1, 9])
 def test_gather_strided_blas_reads_equally_spaced_rows(cpu, n):
     p = sk.make_problem("gather_mm", m=300, k=45, n=n, rows=13, dtype="float32", seed=6)

@@ -333,33 +333,45 @@ def _cut_row(c, s, rows, pos, indptr):
 # -- GATHER_MM: W[rows] @ X with the selected rows read in place ------------------------------------
 
 
+# The gather tiles sum a whole row of w (k terms) per output: one running sum has an error
+# growing with k (u*k worst case), BLAS's k-blocked GEMM about u*(kc + k/kc). Summing in blocks
+# of K_BLOCK, then the blocks, gives the same two-level bound at one load+add per block.
+K_BLOCK = 256
+
+
 @njit(**_INLINE)
 def _gather4(w, rows, i0, x, out, col, S, masked, count):
     """out[i0:i0+4, col:col+S] = w[rows[i0:i0+4]] @ x[:, col:col+S] as a 4 x S register tile:
     each strip of x loaded once feeds four rows (``masked``: only ``count`` < S columns)."""
     k, n = x.shape
     w0, w1, w2, w3 = w[rows[i0]], w[rows[i0 + 1]], w[rows[i0 + 2]], w[rows[i0 + 3]]
-    a0 = vzero(out, S)
-    a1 = vzero(out, S)
-    a2 = vzero(out, S)
-    a3 = vzero(out, S)
-    for l in range(k):
-        xs = vload_n(x, l * n + col, S, count) if masked else vload(x, l * n + col, S)
-        a0 = vfma(xs, w0[l], a0)
-        a1 = vfma(xs, w1[l], a1)
-        a2 = vfma(xs, w2[l], a2)
-        a3 = vfma(xs, w3[l], a3)
     o = np.int64(i0) * n + col
+    for k0 in range(0, k, K_BLOCK):
+        a0 = vzero(out, S)
+        a1 = vzero(out, S)
+        a2 = vzero(out, S)
+        a3 = vzero(out, S)
+        for l in range(k0, min(k0 + K_BLOCK, k)):
+            xs = vload_n(x, l * n + col, S, count) if masked else vload(x, l * n + col, S)
+            a0 = vfma(xs, w0[l], a0)
+            a1 = vfma(xs, w1[l], a1)
+            a2 = vfma(xs, w2[l], a2)
+            a3 = vfma(xs, w3[l], a3)
+        _add_tile_row(out, o, a0, S, masked, count, k0 > 0)
+        _add_tile_row(out, o + n, a1, S, masked, count, k0 > 0)
+        _add_tile_row(out, o + 2 * n, a2, S, masked, count, k0 > 0)
+        _add_tile_row(out, o + 3 * n, a3, S, masked, count, k0 > 0)
+
+
+@njit(**_INLINE)
+def _add_tile_row(out, o, a, S, masked, count, accumulate):
+    """out[o:o+S] = a (first k block) or out[o:o+S] + a (later ones)."""
+    if accumulate:
+        a = vadd(a, vload_n(out, o, S, count) if masked else vload(out, o, S))
     if masked:
-        vstore_n(out, o, a0, count)
-        vstore_n(out, o + n, a1, count)
-        vstore_n(out, o + 2 * n, a2, count)
-        vstore_n(out, o + 3 * n, a3, count)
+        vstore_n(out, o, a, count)
     else:
-        vstore(out, o, a0)
-        vstore(out, o + n, a1)
-        vstore(out, o + 2 * n, a2)
-        vstore(out, o + 3 * n, a3)
+        vstore(out, o, a)
 
 
 @njit(**_INLINE)
@@ -367,14 +379,12 @@ def _gather1(w, rows, i, x, out, col, S, masked, count):
     """One selected row of ``_gather4`` (the last rows of a selection not a multiple of 4)."""
     k, n = x.shape
     wi = w[rows[i]]
-    a0 = vzero(out, S)
-    for l in range(k):
-        xs = vload_n(x, l * n + col, S, count) if masked else vload(x, l * n + col, S)
-        a0 = vfma(xs, wi[l], a0)
-    if masked:
-        vstore_n(out, np.int64(i) * n + col, a0, count)
-    else:
-        vstore(out, np.int64(i) * n + col, a0)
+    for k0 in range(0, k, K_BLOCK):
+        a0 = vzero(out, S)
+        for l in range(k0, min(k0 + K_BLOCK, k)):
+            xs = vload_n(x, l * n + col, S, count) if masked else vload(x, l * n + col, S)
+            a0 = vfma(xs, wi[l], a0)
+        _add_tile_row(out, np.int64(i) * n + col, a0, S, masked, count, k0 > 0)
 
 
 @njit(**_INLINE)
