@@ -34,6 +34,12 @@ BACKENDS = ["numpy", "cpu", "opencl", "cupy", "lava", "lava-fixed", "torch", "sc
 BACKENDS += [b for b in dict.fromkeys(x.strip() for x in os.environ.get("SPARSEKIT_BENCH_BACKENDS", "").split(","))
              if b and b not in BACKENDS]
 
+# Every benchmark process allocates large blocks the same way, whatever ran before it in the
+# process (sparsekit.host.pin_malloc_threshold says why; a no-op off glibc).
+from sparsekit.host import pin_malloc_threshold  # noqa: E402
+
+pin_malloc_threshold()
+
 #: the large grid, selected with SPARSEKIT_FULL=1
 FULL = os.environ.get("SPARSEKIT_FULL", "").strip().lower() not in ("", "0", "false", "no", "off")
 

@@ -207,6 +207,9 @@ def serve(conn, backend: str) -> None:
     # The spawn bootstrap fixed this process's default start method; a backend may choose its own
     # (Lava calls mp.set_start_method("fork") on import and fails if one is set): unset it.
     mp.set_start_method(None, force=True)
+    from .host import pin_malloc_threshold
+
+    pin_malloc_threshold()  # large temporaries cost the same whatever the worker ran before
     from ._errors import BackendUnavailable, UnknownBackendError
     from .kernels import get_kernel
     from .registry import backend as get_backend

@@ -373,6 +373,36 @@ def run_probe_subprocess(package_dir: str, module: str, marker: str, what: str, 
 
 #: float64 words each STREAM kind moves per element, as STREAM counts them (read: 1;
 #: copy a = b: 2; triad a = b + q c: 3; the write-allocate read is not counted)
+#: glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD`` options of ``mallopt`` (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: glibc's ceiling for its dynamic mmap threshold on 64-bit hosts (DEFAULT_MMAP_THRESHOLD_MAX)
+MMAP_THRESHOLD = 32 << 20
+
+
+def pin_malloc_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold in this (measuring) process; False where there is no glibc.
+
+    Why: glibc serves an allocation above its threshold from fresh ``mmap`` (a page fault per
+    4 KiB on every call) and *raises* the threshold when such a block is freed, so the same
+    per-call temporary costs more or less depending on what the process freed before. Measured
+    here (zen5-2c): numpy's ``W[rows] @ X`` (gather_mm 2048x2048x64 at 0.5, an 8 MB temporary)
+    took 3.4-3.8 ms with the threshold below 8 MB and 2.1 ms above it, and two commits with the
+    same numpy code came out 1.8x apart, the slowdown "confirmed" side by side. Pinned at
+    glibc's own dynamic ceiling, every benchmark process sees the state a long-running program
+    settles in, whatever it ran before. The trim threshold goes with it, at twice the mmap
+    threshold as glibc's own adjustment sets it: otherwise a freed block at the top of the heap
+    is handed back at once and faulted in again on the next call."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, int(nbytes)) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 * int(nbytes)) == 1
+
+
 STREAM_WORDS = {"read": 1, "copy": 2, "triad": 3}
 #: elements per block of the host triad (1 MiB per array): the second ufunc pass over a block
 #: hits cache; smaller blocks measured slower, the per-call Python overhead showing
