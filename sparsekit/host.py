@@ -369,10 +369,8 @@ def run_probe_subprocess(package_dir: str, module: str, marker: str, what: str, 
     return parse_probe_output(proc.stdout, proc.stderr, proc.returncode, marker, what)
 
 
-# -- host memory streaming (the default Backend.stream) -----------------------------------------
+# -- the allocator of a measuring process ----------------------------------------------------
 
-#: float64 words each STREAM kind moves per element, as STREAM counts them (read: 1;
-#: copy a = b: 2; triad a = b + q c: 3; the write-allocate read is not counted)
 #: glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD`` options of ``mallopt`` (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: glibc's ceiling for its dynamic mmap threshold on 64-bit hosts (DEFAULT_MMAP_THRESHOLD_MAX)
@@ -403,6 +401,10 @@ def pin_malloc_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     return mallopt(_M_MMAP_THRESHOLD, int(nbytes)) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 * int(nbytes)) == 1
 
 
+# -- host memory streaming (the default Backend.stream) -----------------------------------------
+
+#: float64 words each STREAM kind moves per element, as STREAM counts them (read: 1;
+#: copy a = b: 2; triad a = b + q c: 3; the write-allocate read is not counted)
 STREAM_WORDS = {"read": 1, "copy": 2, "triad": 3}
 #: elements per block of the host triad (1 MiB per array): the second ufunc pass over a block
 #: hits cache; smaller blocks measured slower, the per-call Python overhead showing

@@ -103,6 +103,7 @@ def _grids():
 
 def run(backends=DEFAULT_BACKENDS, *, results_dir=RESULTS_DIR, progress=True) -> tuple[Path, list[str]]:
     """Measure, write the asv-format results; returns (results folder, notes)."""
+    host.pin_malloc_threshold()  # measured in this process: its allocator as asv's benchmark processes have it
     notes: list[str] = []
 
     def say(text):

@@ -73,6 +73,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import sparsekit as sk  # noqa: E402
+import sparsekit.host  # noqa: E402
 from sparsekit.metrics import break_even  # noqa: E402
 from sparsekit.timing import time_plan  # noqa: E402
 
@@ -575,8 +576,6 @@ def load_baseline(ref: str):
     sys.path.insert(0, dest)
     import importlib
 
-    import sparsekit.host
-
     # core modules an older backend imports under their former names (sparsekit._sysinfo
     # became the public sparsekit.host; the functions it used kept their names)
     sys.modules.setdefault("sparsekit._sysinfo", sparsekit.host)
@@ -608,6 +607,7 @@ def main(argv=None) -> int:
     bad = sorted(set(only) - set(SECTIONS + EXTRA_SECTIONS))
     if bad:
         ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join(SECTIONS + EXTRA_SECTIONS)}")
+    sparsekit.host.pin_malloc_threshold()  # peers' per-call temporaries (numpy's W[rows]) as in the suite
     torch = _torch()
     cpu = sk.backend("cpu")
     if args.baseline:
